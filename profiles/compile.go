@@ -1,0 +1,350 @@
+package profiles
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/harden-dev/harden/spec"
+)
+
+// Compiled is a validated policy, ready to decide and harden containers.
+// It is immutable after Parse and safe for concurrent use.
+type Compiled struct {
+	// Source is the file the policy came from, or "(embedded default)".
+	Source        string
+	Policy        Policy
+	FailurePolicy FailurePolicy
+	profiles      map[string]*Resolved
+	rules         []compiledRule
+	defaults      compiledRule
+}
+
+type compiledRule struct {
+	Rule
+	mode    spec.Mode
+	backend spec.Backend
+}
+
+// Resolved is a profile with every field set (its extends chain merged) and
+// its seccomp filter loaded and compiled.
+type Resolved struct {
+	Profile
+	// Chain lists the profiles it extends, itself first.
+	Chain    []string
+	caps     []string // normalized allow list; nil keeps every capability
+	required []specs.LinuxNamespaceType
+	ceilings spec.Ceilings
+	onExceed spec.OnExceed
+	seccomp  *seccompSource
+}
+
+// Compile validates p and resolves its profiles and rules.
+func (p Policy) Compile() (*Compiled, error) {
+	if p.APIVersion != APIVersion {
+		return nil, fmt.Errorf("apiVersion: %q is not supported (want %q)", p.APIVersion, APIVersion)
+	}
+	if p.Kind != Kind {
+		return nil, fmt.Errorf("kind: %q is not supported (want %q)", p.Kind, Kind)
+	}
+	c := &Compiled{Policy: p, FailurePolicy: p.FailurePolicy, profiles: map[string]*Resolved{}}
+	switch c.FailurePolicy {
+	case "":
+		c.FailurePolicy = FailDeny
+	case FailDeny, FailAllow:
+	default:
+		return nil, fmt.Errorf("failurePolicy: %q is not deny or allow", p.FailurePolicy)
+	}
+
+	raw := builtins()
+	for i, up := range p.Profiles {
+		field := fmt.Sprintf("profiles[%d]", i)
+		if up.Name == "" {
+			return nil, fmt.Errorf("%s.name: empty", field)
+		}
+		if _, dup := raw[up.Name]; dup {
+			if slices.Contains(BuiltinNames, up.Name) {
+				return nil, fmt.Errorf("%s.name: %q is a built-in profile; extend it under another name", field, up.Name)
+			}
+			return nil, fmt.Errorf("%s.name: %q is defined twice", field, up.Name)
+		}
+		if up.Extends == "" {
+			return nil, fmt.Errorf("%s (%s).extends: empty; a user profile extends baseline, restricted, strict or another user profile", field, up.Name)
+		}
+		raw[up.Name] = up
+	}
+	for _, name := range sortedProfileNames(raw) {
+		if _, err := c.resolve(name, raw, nil); err != nil {
+			return nil, err
+		}
+	}
+
+	d := p.Defaults
+	if d.Profile == "" {
+		d.Profile = Baseline
+	}
+	var err error
+	if c.defaults, err = c.compileRule(Rule{Name: "defaults", Profile: d.Profile, Mode: d.Mode, Backend: d.Backend, Selectable: d.Selectable}, "defaults"); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i, r := range p.Rules {
+		field := fmt.Sprintf("rules[%d]", i)
+		if r.Name == "" {
+			return nil, fmt.Errorf("%s.name: empty", field)
+		}
+		if seen[r.Name] {
+			return nil, fmt.Errorf("%s.name: %q is used twice", field, r.Name)
+		}
+		seen[r.Name] = true
+		cr, err := c.compileRule(r, field+" ("+r.Name+")")
+		if err != nil {
+			return nil, err
+		}
+		c.rules = append(c.rules, cr)
+	}
+	return c, nil
+}
+
+func sortedProfileNames(m map[string]Profile) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// resolve merges a profile's extends chain and validates the result.
+func (c *Compiled) resolve(name string, raw map[string]Profile, visiting []string) (*Resolved, error) {
+	if r, ok := c.profiles[name]; ok {
+		return r, nil
+	}
+	if slices.Contains(visiting, name) {
+		return nil, fmt.Errorf("profile %q: extends loop %s", name, strings.Join(append(visiting, name), " -> "))
+	}
+	p, ok := raw[name]
+	if !ok {
+		return nil, fmt.Errorf("profile %q does not exist", name)
+	}
+	merged, chain := p, []string{name}
+	if !slices.Contains(BuiltinNames, name) {
+		parent, err := c.resolve(p.Extends, raw, append(visiting, name))
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: extends: %w", name, err)
+		}
+		merged = merge(parent.Profile, p)
+		chain = append(chain, parent.Chain...)
+	} else if p.Extends != "" {
+		chain = append(chain, c.profiles[p.Extends].Chain...)
+	}
+	r, err := validateProfile(merged)
+	if err != nil {
+		return nil, fmt.Errorf("profile %q: %w", name, err)
+	}
+	r.Chain = chain
+	c.profiles[name] = r
+	return r, nil
+}
+
+func validateProfile(p Profile) (*Resolved, error) {
+	r := &Resolved{Profile: p}
+	if p.Capabilities != nil {
+		for i, name := range p.Capabilities.Allow {
+			n, err := spec.NormalizeCapability(name)
+			if err != nil {
+				return nil, fmt.Errorf("capabilities.allow[%d]: %w", i, err)
+			}
+			if n == "ALL" {
+				r.caps = nil
+				break
+			}
+			r.caps = append(r.caps, n)
+		}
+		if r.caps == nil && !slices.ContainsFunc(p.Capabilities.Allow, func(s string) bool { return strings.EqualFold(s, "ALL") }) {
+			r.caps = []string{}
+		}
+	}
+	r.required = slices.Clone(spec.HostNamespaces)
+	for i, ns := range p.AllowHostNamespaces {
+		t := map[string]specs.LinuxNamespaceType{"pid": specs.PIDNamespace, "ipc": specs.IPCNamespace, "network": specs.NetworkNamespace}[ns]
+		if t == "" {
+			return nil, fmt.Errorf("allowHostNamespaces[%d]: %q is not pid, ipc or network", i, ns)
+		}
+		r.required = slices.DeleteFunc(r.required, func(x specs.LinuxNamespaceType) bool { return x == t })
+	}
+	for i, d := range p.ScratchDirs {
+		if !strings.HasPrefix(d, "/") {
+			return nil, fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
+		}
+	}
+	if p.ScratchSize != "" {
+		if _, err := ParseBytes(strings.TrimSuffix(strings.TrimSuffix(p.ScratchSize, "m"), "k")); err != nil {
+			return nil, fmt.Errorf("scratchSize: %w", err)
+		}
+	}
+	for i, hp := range p.DenyHostPaths {
+		if !strings.HasPrefix(hp.Path, "/") {
+			return nil, fmt.Errorf("denyHostPaths[%d].path: %q is not an absolute path", i, hp.Path)
+		}
+	}
+	for _, l := range []struct {
+		field string
+		paths []string
+	}{{"maskedPaths", p.MaskedPaths}, {"readonlyPaths", p.ReadonlyPaths}, {"allowDevices", p.AllowDevices}} {
+		for i, x := range l.paths {
+			if !strings.HasPrefix(x, "/") {
+				return nil, fmt.Errorf("%s[%d]: %q is not an absolute path", l.field, i, x)
+			}
+		}
+	}
+	if p.AppArmor != nil && *p.AppArmor != "" && !appArmorNameRE.MatchString(*p.AppArmor) {
+		return nil, fmt.Errorf("apparmor: invalid profile name %q", *p.AppArmor)
+	}
+	if p.SELinux != nil {
+		for _, f := range []struct{ name, v string }{{"user", p.SELinux.User}, {"role", p.SELinux.Role}, {"type", p.SELinux.Type}} {
+			if strings.ContainsAny(f.v, ": \t\n") {
+				return nil, fmt.Errorf("selinux.%s: %q must not contain ':' or spaces", f.name, f.v)
+			}
+		}
+	}
+	if res := p.Resources; res != nil {
+		var err error
+		if r.onExceed, err = spec.ParseOnExceed(res.OnExceed); err != nil {
+			return nil, fmt.Errorf("resources.onExceed: %w", err)
+		}
+		if res.Memory != "" {
+			v, err := ParseBytes(res.Memory)
+			if err != nil {
+				return nil, fmt.Errorf("resources.memory: %w", err)
+			}
+			r.ceilings.MemoryBytes = &v
+		}
+		if res.CPU != "" {
+			v, err := ParseCPU(res.CPU)
+			if err != nil {
+				return nil, fmt.Errorf("resources.cpu: %w", err)
+			}
+			r.ceilings.CPUMillis = &v
+		}
+		if res.Pids != nil {
+			if *res.Pids <= 0 {
+				return nil, fmt.Errorf("resources.pids: %d must be positive", *res.Pids)
+			}
+			r.ceilings.Pids = res.Pids
+		}
+		if res.CPUShares != nil {
+			if *res.CPUShares < 2 {
+				return nil, fmt.Errorf("resources.cpuShares: %d is below the kernel minimum of 2", *res.CPUShares)
+			}
+			r.ceilings.CPUShares = res.CPUShares
+		}
+		if res.BlkioWeight != nil {
+			if *res.BlkioWeight < 10 || *res.BlkioWeight > 1000 {
+				return nil, fmt.Errorf("resources.blkioWeight: %d is outside 10..1000", *res.BlkioWeight)
+			}
+			r.ceilings.BlkioWeight = res.BlkioWeight
+		}
+	}
+	if p.Seccomp != nil {
+		src, err := newSeccompSource(*p.Seccomp, r.caps)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: %w", err)
+		}
+		r.seccomp = src
+	}
+	return r, nil
+}
+
+func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
+	cr := compiledRule{Rule: r}
+	var err error
+	if cr.mode, err = spec.ParseMode(r.Mode); err != nil {
+		return cr, fmt.Errorf("%s.mode: %w", field, err)
+	}
+	if cr.backend, err = spec.ParseBackend(r.Backend); err != nil {
+		return cr, fmt.Errorf("%s.backend: %w", field, err)
+	}
+	base, ok := c.profiles[r.Profile]
+	if !ok {
+		return cr, fmt.Errorf("%s.profile: %q does not exist (built-in: %s)", field, r.Profile, strings.Join(BuiltinNames, ", "))
+	}
+	if r.Match.ContainerType != "" && r.Match.ContainerType != spec.TypeSandbox && r.Match.ContainerType != spec.TypeContainer {
+		return cr, fmt.Errorf("%s.match.containerType: %q is not sandbox or container", field, r.Match.ContainerType)
+	}
+	for i, s := range r.Selectable {
+		sel, ok := c.profiles[s]
+		if !ok {
+			return cr, fmt.Errorf("%s.selectable[%d]: profile %q does not exist", field, i, s)
+		}
+		if err := tightens(base, sel); err != nil {
+			return cr, fmt.Errorf("%s.selectable[%d]: profile %q cannot be selected under profile %q: %w", field, i, s, r.Profile, err)
+		}
+	}
+	return cr, nil
+}
+
+// tightens checks that applying sel on top of base cannot loosen the parts
+// where sel replaces rather than narrows: the seccomp filter and the LSM
+// labels. Everything else composes by intersection.
+func tightens(base, sel *Resolved) error {
+	if base.seccomp != nil && sel.seccomp != nil {
+		caps := base.caps
+		probe := func(src *seccompSource) ([]string, error) {
+			f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
+			if err != nil {
+				return nil, err
+			}
+			return allowedNames(f), nil
+		}
+		bn, err := probe(base.seccomp)
+		if err != nil {
+			return err
+		}
+		sn, err := probe(sel.seccomp)
+		if err != nil {
+			return err
+		}
+		if extra := missing(bn, sn); len(extra) > 0 {
+			return fmt.Errorf("its seccomp filter allows syscalls the rule's does not: %s", strings.Join(extra, ", "))
+		}
+	}
+	if base.AppArmor != nil && *base.AppArmor != "" && (sel.AppArmor == nil || *sel.AppArmor != *base.AppArmor) {
+		return fmt.Errorf("its AppArmor profile differs from the rule's %q", *base.AppArmor)
+	}
+	if base.SELinux != nil && base.SELinux.Type != "" && (sel.SELinux == nil || sel.SELinux.Type != base.SELinux.Type) {
+		return fmt.Errorf("its SELinux type differs from the rule's %q", base.SELinux.Type)
+	}
+	return nil
+}
+
+func missing(have, want []string) []string {
+	var out []string
+	for _, x := range want {
+		if _, ok := slices.BinarySearch(have, x); !ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Profile returns a resolved profile by name.
+func (c *Compiled) Profile(name string) (*Resolved, bool) {
+	r, ok := c.profiles[name]
+	return r, ok
+}
+
+// ProfileNames lists every profile the policy knows, built-ins first.
+func (c *Compiled) ProfileNames() []string {
+	names := slices.Clone(BuiltinNames)
+	for _, p := range c.Policy.Profiles {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// ErrNoPolicy wraps failures to load a policy, for failurePolicy handling.
+var ErrNoPolicy = errors.New("policy unavailable")

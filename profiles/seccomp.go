@@ -1,0 +1,302 @@
+package profiles
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/spec"
+)
+
+// Built-in seccomp profile names.
+const (
+	// SeccompRuntimeDefault is moby's default profile (github.com/moby/profiles/seccomp),
+	// the one Docker, containerd and CRI-O call RuntimeDefault.
+	SeccompRuntimeDefault = "runtime-default"
+	// SeccompStrict is runtime-default without io_uring, userfaultfd, the
+	// keyring, namespace creation and joining, bpf, perf_event_open,
+	// open_by_handle_at, and with socket() limited to unix, inet and inet6
+	// stream/datagram sockets and route netlink.
+	SeccompStrict = "strict"
+)
+
+// StrictDeniedSyscalls are removed from runtime-default in the strict
+// profile; each is a kernel surface that container escapes have used.
+var StrictDeniedSyscalls = []string{
+	"io_uring_setup", "io_uring_enter", "io_uring_register", // io_uring: repeated kernel LPEs, bypasses seccomp for its ops
+	"userfaultfd",                      // stalls kernel copies to win races (many LPEs)
+	"keyctl", "add_key", "request_key", // kernel keyring, not namespaced
+	"unshare", "setns", // namespace creation and joining
+	"bpf", "perf_event_open", // verifier and perf bugs
+	"open_by_handle_at", "name_to_handle_at", // "shocker" host file access
+	"process_vm_readv", "process_vm_writev", "ptrace", // cross-process memory access
+	"mount", "umount", "umount2", "pivot_root", "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree", "mount_setattr",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"fanotify_init", "lookup_dcookie", "quotactl", "quotactl_fd", "acct", "swapon", "swapoff",
+	"syslog", "vhangup",
+}
+
+// Seccomp selects a profile's filter: a built-in name or an absolute path to
+// an OCI or Docker JSON profile, with small deltas on top.
+type Seccomp struct {
+	// Profile is "runtime-default", "strict", or an absolute path to a
+	// JSON profile (owned by root, not writable by others).
+	Profile string `yaml:"profile,omitempty" json:"profile,omitempty"`
+	// Allow adds syscalls the base profile denies.
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	// Deny removes syscalls from the base profile (they fail with EPERM).
+	Deny []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// seccompSource is a loaded, validated filter recipe; build turns it into a
+// filter for one spec.
+type seccompSource struct {
+	name  string
+	base  string               // built-in name, or "" for a file
+	file  *mobyseccomp.Seccomp // decoded JSON profile
+	allow []string             // validated delta
+	deny  []string             // validated delta
+	cache sync.Map             // capability set -> *specs.LinuxSeccomp
+}
+
+// newSeccompSource validates a profile's seccomp settings: it loads the
+// file, checks every delta name against libseccomp and compiles the filter
+// as it would be built for a container holding allowedCaps.
+func newSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error) {
+	src := &seccompSource{name: sc.Profile}
+	switch sc.Profile {
+	case SeccompRuntimeDefault, SeccompStrict:
+		src.base = sc.Profile
+	case "":
+		return nil, errors.New("seccomp.profile: empty (want runtime-default, strict or an absolute path)")
+	default:
+		if !strings.HasPrefix(sc.Profile, "/") {
+			return nil, fmt.Errorf("seccomp.profile: %q is not a built-in profile (runtime-default, strict) nor an absolute path", sc.Profile)
+		}
+		body, err := readTrustedFile(sc.Profile)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp.profile: %w", err)
+		}
+		var f mobyseccomp.Seccomp
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("seccomp.profile %s: decode: %w", sc.Profile, err)
+		}
+		if f.DefaultAction == "" {
+			return nil, fmt.Errorf("seccomp.profile %s: defaultAction is missing", sc.Profile)
+		}
+		src.file = &f
+	}
+	for _, d := range []struct {
+		field string
+		names []string
+		dst   *[]string
+	}{{"seccomp.allow", sc.Allow, &src.allow}, {"seccomp.deny", sc.Deny, &src.deny}} {
+		for _, n := range d.names {
+			if err := knownSyscall(n); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.field, err)
+			}
+		}
+		*d.dst = slices.Clone(d.names)
+	}
+	if len(sc.Allow) > 0 {
+		src.name += " +" + strings.Join(sc.Allow, ",+")
+	}
+	if len(sc.Deny) > 0 {
+		src.name += " -" + strings.Join(sc.Deny, ",-")
+	}
+	// Compile once now, for the capability set the profile allows, so a
+	// profile libseccomp (and so runc) would reject fails at load.
+	probe := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: allowedCaps}}}
+	filter, err := src.generate(probe)
+	if err != nil {
+		return nil, err
+	}
+	if err := Compile(filter, src.file != nil); err != nil {
+		return nil, fmt.Errorf("seccomp profile %s: %w", sc.Profile, err)
+	}
+	return src, nil
+}
+
+// build returns the filter for s. The result depends only on the bounding
+// capabilities, so it is cached per capability set; callers get their own
+// copy, because the spec they put it in is theirs to change.
+func (src *seccompSource) build(s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	var bounding []string
+	if s.Process != nil && s.Process.Capabilities != nil {
+		bounding = s.Process.Capabilities.Bounding
+	}
+	key := strings.Join(bounding, ",")
+	if v, ok := src.cache.Load(key); ok {
+		return cloneSeccomp(v.(*specs.LinuxSeccomp)), nil
+	}
+	f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: slices.Clone(bounding)}}})
+	if err != nil {
+		return nil, err
+	}
+	src.cache.Store(key, f)
+	return cloneSeccomp(f), nil
+}
+
+func (src *seccompSource) generate(s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	var (
+		f   *specs.LinuxSeccomp
+		err error
+	)
+	if src.file != nil {
+		// setupSeccomp consumes Syscalls' Name into Names; work on a copy.
+		b, mErr := json.Marshal(src.file)
+		if mErr != nil {
+			return nil, mErr
+		}
+		f, err = mobyseccomp.LoadProfile(string(b), s)
+	} else {
+		f, err = mobyseccomp.GetDefaultProfile(s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, errors.New("the profile is empty")
+	}
+	if src.base == SeccompStrict {
+		tighten(f, StrictDeniedSyscalls)
+		restrictSockets(f)
+		restrictClone(f)
+	}
+	if len(src.deny) > 0 {
+		tighten(f, src.deny)
+	}
+	if len(src.allow) > 0 {
+		f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{Names: slices.Clone(src.allow), Action: specs.ActAllow})
+	}
+	return f, nil
+}
+
+// tighten removes names from every rule that allows them, and makes sure
+// they fail with EPERM even when the default action would let them through.
+func tighten(f *specs.LinuxSeccomp, names []string) {
+	out := f.Syscalls[:0]
+	for _, r := range f.Syscalls {
+		if r.Action == specs.ActAllow || r.Action == specs.ActLog {
+			r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return slices.Contains(names, n) })
+			if len(r.Names) == 0 {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	f.Syscalls = out
+	if f.DefaultAction == specs.ActAllow || f.DefaultAction == specs.ActLog {
+		eperm := uint(unix.EPERM)
+		f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{Names: slices.Clone(names), Action: specs.ActErrno, ErrnoRet: &eperm})
+	}
+}
+
+// restrictSockets replaces the socket() rules with an allow-list: unix
+// sockets, inet and inet6 stream, datagram and seqpacket sockets (no raw or
+// packet sockets), and route netlink. Conditions on different arguments of
+// one rule are ANDed; separate rules are ORed (runc issue 2735).
+func restrictSockets(f *specs.LinuxSeccomp) {
+	tighten(f, []string{"socket"})
+	rule := func(args ...specs.LinuxSeccompArg) specs.LinuxSyscall {
+		return specs.LinuxSyscall{Names: []string{"socket"}, Action: specs.ActAllow, Args: args}
+	}
+	eq := func(i uint, v uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: i, Value: v, Op: specs.OpEqualTo}
+	}
+	// The type argument carries SOCK_NONBLOCK and SOCK_CLOEXEC in its high
+	// bits; the socket type is the low nibble.
+	typeIs := func(t uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: 1, Value: 0xf, ValueTwo: t, Op: specs.OpMaskedEqual}
+	}
+	f.Syscalls = append(f.Syscalls, rule(eq(0, unix.AF_UNIX)))
+	for _, fam := range []uint64{unix.AF_INET, unix.AF_INET6} {
+		for _, t := range []uint64{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_SEQPACKET} {
+			f.Syscalls = append(f.Syscalls, rule(eq(0, fam), typeIs(t)))
+		}
+	}
+	f.Syscalls = append(f.Syscalls, rule(eq(0, unix.AF_NETLINK), eq(2, unix.NETLINK_ROUTE)))
+}
+
+// nsFlags are the clone flags that create namespaces.
+const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
+	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
+
+// restrictClone allows clone only without namespace flags and makes clone3
+// fail with ENOSYS (its flags live in memory seccomp cannot read; libc then
+// falls back to clone), whatever the capabilities. moby does the same only
+// when CAP_SYS_ADMIN is absent.
+func restrictClone(f *specs.LinuxSeccomp) {
+	tighten(f, []string{"clone", "clone3"})
+	f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{
+		Names: []string{"clone"}, Action: specs.ActAllow,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: nsFlags, ValueTwo: 0, Op: specs.OpMaskedEqual}},
+	})
+	enosys := uint(unix.ENOSYS)
+	f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys})
+}
+
+func cloneSeccomp(f *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	c := *f
+	c.Architectures = slices.Clone(f.Architectures)
+	c.Flags = slices.Clone(f.Flags)
+	c.Syscalls = make([]specs.LinuxSyscall, len(f.Syscalls))
+	for i, r := range f.Syscalls {
+		r.Names = slices.Clone(r.Names)
+		r.Args = slices.Clone(r.Args)
+		c.Syscalls[i] = r
+	}
+	return &c
+}
+
+// readTrustedFile reads a file that configures security: it must be a
+// regular file owned by root and writable by nobody else, or anyone who can
+// write it can switch protections off.
+func readTrustedFile(p string) ([]byte, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%s: writable by group or others (mode %04o); make it 0644 or stricter", p, fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*unix.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Getuid()) {
+		return nil, fmt.Errorf("%s: owned by uid %d, not root", p, st.Uid)
+	}
+	return os.ReadFile(p)
+}
+
+// syscallNames lists the names a filter mentions, sorted, for records and
+// selectable-profile checks.
+func allowedNames(f *specs.LinuxSeccomp) []string {
+	set := map[string]bool{}
+	for _, r := range f.Syscalls {
+		if r.Action == specs.ActAllow || r.Action == specs.ActLog {
+			for _, n := range r.Names {
+				set[n] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ spec.SeccompBuilder = (*seccompSource)(nil).build

@@ -1,0 +1,134 @@
+package spec
+
+import (
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Backend is the low-level runtime that runs the container.
+type Backend string
+
+// The backends harden delegates to.
+const (
+	Runc  Backend = "runc"
+	Crun  Backend = "crun"
+	Runsc Backend = "runsc" // gVisor
+	Kata  Backend = "kata"
+)
+
+// ParseBackend checks a backend name from a policy, flag or option.
+func ParseBackend(s string) (Backend, error) {
+	switch Backend(s) {
+	case "":
+		return Runc, nil
+	case Runc, Crun, Runsc, Kata:
+		return Backend(s), nil
+	}
+	return "", fmt.Errorf("unknown backend %q (want runc, crun, runsc or kata)", s)
+}
+
+// Control names a protection a decision record reports on.
+type Control string
+
+// The controls harden applies; each decision says which ones the backend
+// really enforces.
+const (
+	CtlCapabilities    Control = "capabilities"
+	CtlNoNewPrivileges Control = "noNewPrivileges"
+	CtlSeccomp         Control = "seccomp"
+	CtlAppArmor        Control = "apparmor"
+	CtlSELinux         Control = "selinux"
+	CtlMaskedPaths     Control = "maskedPaths"
+	CtlReadonlyPaths   Control = "readonlyPaths"
+	CtlReadonlyRootfs  Control = "readonlyRootfs"
+	CtlNamespaces      Control = "namespaces"
+	CtlCgroups         Control = "cgroups"
+)
+
+// AllControls lists the controls in the order records print them.
+var AllControls = []Control{
+	CtlCapabilities, CtlNoNewPrivileges, CtlSeccomp, CtlAppArmor, CtlSELinux,
+	CtlMaskedPaths, CtlReadonlyPaths, CtlReadonlyRootfs, CtlNamespaces, CtlCgroups,
+}
+
+// Enforcement says whether one control is enforced, and why not.
+type Enforcement struct {
+	Control  Control `json:"control"`
+	Enforced bool    `json:"enforced"`
+	Note     string  `json:"note,omitempty"`
+}
+
+// Host is what the node provides, as the entry point found it. Adapt does no
+// I/O: the caller probes the host once and passes the answer.
+type Host struct {
+	AppArmor bool `json:"apparmor"` // /sys/module/apparmor/parameters/enabled is Y
+	SELinux  bool `json:"selinux"`  // selinuxfs is mounted and enabled
+	// RunscOCISeccomp is true when runsc runs with --oci-seccomp, the only
+	// way gVisor applies the spec's seccomp filter.
+	RunscOCISeccomp bool `json:"runscOCISeccomp,omitempty"`
+}
+
+// Adapt fits a hardened spec to what backend b accepts and reports what it
+// enforces. It removes only fields the backend would reject (runsc refuses
+// process.selinuxLabel) and says so in the changes.
+func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
+	var changes []Change
+	enf := make([]Enforcement, 0, len(AllControls))
+	add := func(c Control, ok bool, note string) {
+		enf = append(enf, Enforcement{Control: c, Enforced: ok, Note: note})
+	}
+	lsm := func(on bool, name string) (bool, string) {
+		if on {
+			return true, ""
+		}
+		return false, "the host kernel has no " + name
+	}
+	switch b {
+	case Runsc:
+		if s.Process != nil && s.Process.SelinuxLabel != "" {
+			changes = append(changes, Change{
+				Rule: "backend.runsc", Path: "process.selinuxLabel", Op: OpRemove, Before: s.Process.SelinuxLabel,
+				Reason: "runsc rejects SELinux labels; gVisor's user-space kernel isolates the container instead",
+			})
+			s.Process.SelinuxLabel = ""
+		}
+		add(CtlCapabilities, true, "enforced by gVisor's kernel (Sentry)")
+		add(CtlNoNewPrivileges, true, "")
+		if h.RunscOCISeccomp {
+			add(CtlSeccomp, true, "runsc --oci-seccomp: the spec's filter runs inside the sandbox")
+		} else {
+			add(CtlSeccomp, false, "runsc ignores the spec's seccomp without --oci-seccomp; syscalls are served by gVisor's Sentry under its own host filter")
+		}
+		add(CtlAppArmor, false, "runsc does not apply AppArmor profiles")
+		add(CtlSELinux, false, "runsc rejects SELinux labels")
+		add(CtlMaskedPaths, true, "")
+		add(CtlReadonlyPaths, true, "")
+		add(CtlReadonlyRootfs, true, "")
+		add(CtlNamespaces, true, "sandboxed by gVisor")
+		add(CtlCgroups, true, "pids limits also count gVisor's own sandbox threads")
+	case Kata:
+		add(CtlCapabilities, true, "enforced by the guest agent")
+		add(CtlNoNewPrivileges, true, "")
+		add(CtlSeccomp, false, "Kata disables guest seccomp by default (disable_guest_seccomp = true)")
+		add(CtlAppArmor, false, "Kata's guest does not apply AppArmor profiles")
+		add(CtlSELinux, false, "Kata disables guest SELinux by default (disable_guest_selinux = true)")
+		add(CtlMaskedPaths, true, "in the guest")
+		add(CtlReadonlyPaths, true, "in the guest")
+		add(CtlReadonlyRootfs, true, "")
+		add(CtlNamespaces, true, "in the guest VM")
+		add(CtlCgroups, true, "sized on the VM and in the guest")
+	default: // runc, crun
+		for _, c := range []Control{CtlCapabilities, CtlNoNewPrivileges, CtlSeccomp} {
+			add(c, true, "")
+		}
+		ok, note := lsm(h.AppArmor, "AppArmor")
+		add(CtlAppArmor, ok, note)
+		ok, note = lsm(h.SELinux, "SELinux")
+		add(CtlSELinux, ok, note)
+		for _, c := range []Control{CtlMaskedPaths, CtlReadonlyPaths, CtlReadonlyRootfs, CtlNamespaces, CtlCgroups} {
+			add(c, true, "")
+		}
+	}
+	return changes, enf
+}

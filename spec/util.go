@@ -1,0 +1,17 @@
+package spec
+
+import (
+	"sort"
+	"strconv"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
