@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -274,7 +275,7 @@ func readTrustedFile(p string) ([]byte, error) {
 	if fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s: writable by group or others (mode %04o); make it 0644 or stricter", p, fi.Mode().Perm())
 	}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Getuid()) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Getuid()) {
 		return nil, fmt.Errorf("%s: owned by uid %d, not root", p, st.Uid)
 	}
 	return os.ReadFile(p)

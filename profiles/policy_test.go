@@ -1,0 +1,169 @@
+package profiles
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/harden-dev/harden/spec"
+)
+
+const header = "apiVersion: harden.dev/v1alpha1\nkind: Policy\n"
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, policy string
+		want         []string // substrings of the error
+	}{
+		{"empty", "", []string{"empty"}},
+		{"malformed yaml", header + "rules: [", []string{"line"}},
+		{"unknown top field", header + "rulez: []\n", []string{"line 3", "rulez"}},
+		{"unknown rule field", header + "rules:\n- name: a\n  profile: baseline\n  moed: audit\n", []string{"line 6", "moed"}},
+		{"wrong apiVersion", "apiVersion: v9\nkind: Policy\n", []string{"apiVersion", "v9"}},
+		{"wrong kind", "apiVersion: harden.dev/v1alpha1\nkind: Pod\n", []string{"kind", "Pod"}},
+		{"two documents", header + "---\n" + header, []string{"more than one"}},
+		{"bad failurePolicy", header + "failurePolicy: maybe\n", []string{"failurePolicy", "maybe"}},
+		{"unknown profile in rule", header + "rules:\n- name: a\n  profile: nope\n", []string{"rules[0] (a).profile", "nope"}},
+		{"bad mode", header + "rules:\n- name: a\n  profile: baseline\n  mode: loud\n", []string{"rules[0] (a).mode", "loud"}},
+		{"bad backend", header + "rules:\n- name: a\n  profile: baseline\n  backend: docker\n", []string{"backend", "docker"}},
+		{"duplicate rule", header + "rules:\n- name: a\n  profile: baseline\n- name: a\n  profile: baseline\n", []string{"used twice"}},
+		{"unknown capability", header + "profiles:\n- name: p\n  extends: baseline\n  capabilities: {allow: [CAP_FLY]}\n", []string{`profile "p"`, "capabilities.allow[0]", "CAP_FLY"}},
+		{"unknown syscall", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp: {profile: runtime-default, deny: [not_a_syscall]}\n", []string{"seccomp.deny", "not_a_syscall"}},
+		{"relative seccomp path", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp: {profile: my.json}\n", []string{"my.json", "absolute"}},
+		{"missing seccomp file", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp: {profile: /nonexistent/profile.json}\n", []string{"/nonexistent/profile.json", "no such file"}},
+		{"extends loop", header + "profiles:\n- name: a\n  extends: b\n- name: b\n  extends: a\n", []string{"loop"}},
+		{"extends missing", header + "profiles:\n- name: a\n  extends: zzz\n", []string{"zzz", "does not exist"}},
+		{"redefine builtin", header + "profiles:\n- name: baseline\n  extends: strict\n", []string{"built-in"}},
+		{"bad memory", header + "profiles:\n- name: p\n  extends: baseline\n  resources: {memory: lots}\n", []string{"resources.memory", "lots"}},
+		{"bad onExceed", header + "profiles:\n- name: p\n  extends: baseline\n  resources: {onExceed: shrug}\n", []string{"onExceed", "shrug"}},
+		{"bad host ns", header + "profiles:\n- name: p\n  extends: baseline\n  allowHostNamespaces: [user]\n", []string{"allowHostNamespaces[0]", "user"}},
+		{"bad container type", header + "rules:\n- name: a\n  profile: baseline\n  match: {containerType: vm}\n", []string{"containerType", "vm"}},
+		{"weaker selectable", header + "rules:\n- name: a\n  profile: strict\n  selectable: [baseline]\n", []string{"selectable[0]", "baseline", "seccomp"}},
+		{"selectable missing", header + "defaults: {profile: baseline, selectable: [nope]}\n", []string{"selectable[0]", "nope"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.policy))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadChecksFileTrust(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(p, DefaultPolicyYAML(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("world-writable policy: err = %v", err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() == 0 {
+		if err := os.Chown(p, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "not root") {
+			t.Fatalf("policy owned by uid 1234: err = %v", err)
+		}
+	}
+	// A file that exists but is broken is an error, never a fallback.
+	if err := os.WriteFile(p+".bad", []byte("nope: ["), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrDefault(p + ".bad"); err == nil {
+		t.Fatal("broken policy file fell back to the default")
+	}
+	c, err := LoadOrDefault(filepath.Join(dir, "absent.yaml"))
+	if err != nil || c.Source != "(embedded default)" {
+		t.Fatalf("absent file: %v %v", c, err)
+	}
+}
+
+func TestSeccompProfileFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "profile.json")
+	body := `{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["read","write","exit_group","mseal"],"action":"SCMP_ACT_ALLOW"}]}`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := header + "profiles:\n- name: p\n  extends: baseline\n  seccomp: {profile: " + p + ", allow: [openat]}\nrules:\n- name: r\n  profile: p\n"
+	c, err := Parse([]byte(pol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{Namespaces: privateNS()}}
+	if _, err := c.Harden(s, spec.Identity{}, spec.Host{}); err != nil {
+		t.Fatal(err)
+	}
+	names := allowedNames(s.Linux.Seccomp)
+	for _, want := range []string{"read", "openat"} {
+		if !contains(names, want) {
+			t.Errorf("filter lacks %s: %v", want, names)
+		}
+	}
+	// A typo in the file is reported with its name.
+	if err := os.WriteFile(p, []byte(strings.Replace(body, "write", "wirte", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(pol)); err == nil || !strings.Contains(err.Error(), `"wirte"`) {
+		t.Fatalf("typo: err = %v", err)
+	}
+	if err := os.WriteFile(p, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscals":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(pol)); err == nil || !strings.Contains(err.Error(), "syscals") {
+		t.Fatalf("unknown field: err = %v", err)
+	}
+}
+
+func privateNS() []specs.LinuxNamespace {
+	return []specs.LinuxNamespace{{Type: "pid"}, {Type: "ipc"}, {Type: "network"}, {Type: "mount"}, {Type: "uts"}}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestGlob(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "docker.io/library/busybox:latest", true},
+		{"docker.io/*", "docker.io/library/nginx", true},
+		{"docker.io/library/nginx:*", "docker.io/library/nginx:1.27", true},
+		{"docker.io/library/nginx:*", "docker.io/library/nginxx:1", false},
+		{"web-?", "web-1", true},
+		{"web-?", "web-12", false},
+		{"", "", true},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+	} {
+		if got := glob(tc.p, tc.s); got != tc.want {
+			t.Errorf("glob(%q, %q) = %v", tc.p, tc.s, got)
+		}
+	}
+}

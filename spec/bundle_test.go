@@ -1,0 +1,93 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseKeepsUnknownFields(t *testing.T) {
+	in := []byte(`{"ociVersion":"1.9.0","futureTop":{"a":1},"process":{"args":["sh"],"cwd":"/","futureProc":true,"user":{"uid":0,"gid":0}},` +
+		`"mounts":[{"destination":"/proc","type":"proc","source":"proc","futureMount":"x"}],"linux":{"futureLinux":[1,2],"namespaces":[{"type":"pid"}]}}`)
+	d, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Process.NoNewPrivileges = true
+	d.Spec.Linux.MaskedPaths = []string{"/proc/kcore"}
+	out, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"futureTop":{"a":1}`, `"futureProc":true`, `"futureMount":"x"`, `"futureLinux":[1,2]`, `"noNewPrivileges":true`, `"maskedPaths":["/proc/kcore"]`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestParseBadInput(t *testing.T) {
+	for name, in := range map[string]string{
+		"not json":       "{",
+		"wrong type":     `{"process":{"args":"sh"}}`,
+		"trailing":       `{} {}`,
+		"array":          `[]`,
+		"huge":           `{"x":"` + strings.Repeat("a", MaxSpecSize) + `"}`,
+		"unknown broken": `{"future":1,"process":{"args":"sh"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(in)); err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}
+
+func TestWriteBundleAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(p, []byte(`{"ociVersion":"1.2.0","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}}}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ReadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Process.NoNewPrivileges = true
+	if err := d.WriteBundle(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %o, want the original 0640", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+	d2, err := ReadBundle(dir)
+	if err != nil || !d2.Spec.Process.NoNewPrivileges {
+		t.Fatalf("reread: %v %+v", err, d2)
+	}
+	// A failed write leaves the old file whole.
+	if err := WriteFileAtomic(filepath.Join(dir, "missing", "config.json"), []byte("x"), 0o600); err == nil {
+		t.Fatal("want an error for a missing directory")
+	}
+}
+
+func TestReadBundleMissing(t *testing.T) {
+	_, err := ReadBundle(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "read bundle config") {
+		t.Fatalf("err = %v", err)
+	}
+}
