@@ -112,8 +112,9 @@ func DetectHost() spec.Host {
 	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
 		h.AppArmor = strings.TrimSpace(string(b)) == "Y"
 	}
+	// Permissive mode logs but does not deny: not enforced.
 	if b, err := os.ReadFile("/sys/fs/selinux/enforce"); err == nil {
-		h.SELinux = len(b) > 0
+		h.SELinux = strings.TrimSpace(string(b)) == "1"
 	}
 	return h
 }

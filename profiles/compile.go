@@ -3,6 +3,7 @@ package profiles
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -96,6 +97,9 @@ func (p Policy) Compile() (*Compiled, error) {
 		if r.Name == "" {
 			return nil, fmt.Errorf("%s.name: empty", field)
 		}
+		if r.Name == "defaults" {
+			return nil, fmt.Errorf("%s.name: %q is reserved for the policy's defaults", field, r.Name)
+		}
 		if seen[r.Name] {
 			return nil, fmt.Errorf("%s.name: %q is used twice", field, r.Name)
 		}
@@ -139,7 +143,12 @@ func (c *Compiled) resolve(name string, raw map[string]Profile, visiting []strin
 		merged = merge(parent.Profile, p)
 		chain = append(chain, parent.Chain...)
 	} else if p.Extends != "" {
-		chain = append(chain, c.profiles[p.Extends].Chain...)
+		// Built-ins are complete already; only the chain is inherited.
+		parent, err := c.resolve(p.Extends, raw, append(visiting, name))
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, parent.Chain...)
 	}
 	r, err := validateProfile(merged)
 	if err != nil {
@@ -181,10 +190,8 @@ func validateProfile(p Profile) (*Resolved, error) {
 			return nil, fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
 		}
 	}
-	if p.ScratchSize != "" {
-		if _, err := ParseBytes(strings.TrimSuffix(strings.TrimSuffix(p.ScratchSize, "m"), "k")); err != nil {
-			return nil, fmt.Errorf("scratchSize: %w", err)
-		}
+	if p.ScratchSize != "" && !tmpfsSizeRE.MatchString(p.ScratchSize) {
+		return nil, fmt.Errorf("scratchSize: %q is not a tmpfs size (bytes with an optional k, m or g suffix, e.g. 64m)", p.ScratchSize)
 	}
 	for i, hp := range p.DenyHostPaths {
 		if !strings.HasPrefix(hp.Path, "/") {
@@ -203,6 +210,12 @@ func validateProfile(p Profile) (*Resolved, error) {
 	}
 	if p.AppArmor != nil && *p.AppArmor != "" && !appArmorNameRE.MatchString(*p.AppArmor) {
 		return nil, fmt.Errorf("apparmor: invalid profile name %q", *p.AppArmor)
+	}
+	if p.AppArmor != nil && *p.AppArmor == "unconfined" {
+		return nil, errors.New(`apparmor: "unconfined" is not a confinement; leave the field empty to keep the engine's profile`)
+	}
+	if p.SELinux != nil && slices.Contains(unconfinedSELinuxTypes, p.SELinux.Type) {
+		return nil, fmt.Errorf("selinux.type: %q runs the container unconfined", p.SELinux.Type)
 	}
 	if p.SELinux != nil {
 		for _, f := range []struct{ name, v string }{{"user", p.SELinux.User}, {"role", p.SELinux.Role}, {"type", p.SELinux.Type}} {
@@ -259,6 +272,14 @@ func validateProfile(p Profile) (*Resolved, error) {
 	return r, nil
 }
 
+// unconfinedSELinuxTypes are SELinux types that switch confinement off; a
+// profile may not set them (engines that do are refused by lsm.deny-unconfined).
+var unconfinedSELinuxTypes = []string{"spc_t", "unconfined_t", "unconfined_service_t", "kernel_t", "init_t"}
+
+// tmpfsSizeRE is what the kernel's tmpfs size= option accepts (a number with
+// an optional k, m, g suffix, either case, or a percentage of RAM).
+var tmpfsSizeRE = regexp.MustCompile(`^[1-9][0-9]*[kKmMgG%]?$`)
+
 func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
 	cr := compiledRule{Rule: r}
 	var err error
@@ -311,6 +332,13 @@ func tightens(base, sel *Resolved) error {
 		if extra := missing(bn, sn); len(extra) > 0 {
 			return fmt.Errorf("its seccomp filter allows syscalls the rule's does not: %s", strings.Join(extra, ", "))
 		}
+		bd, sd, err := defaultActions(base.seccomp, sel.seccomp, caps)
+		if err != nil {
+			return err
+		}
+		if actionRank(sd) < actionRank(bd) {
+			return fmt.Errorf("its seccomp default action %s is weaker than the rule's %s", sd, bd)
+		}
 	}
 	if base.AppArmor != nil && *base.AppArmor != "" && (sel.AppArmor == nil || *sel.AppArmor != *base.AppArmor) {
 		return fmt.Errorf("its AppArmor profile differs from the rule's %q", *base.AppArmor)
@@ -319,6 +347,33 @@ func tightens(base, sel *Resolved) error {
 		return fmt.Errorf("its SELinux type differs from the rule's %q", base.SELinux.Type)
 	}
 	return nil
+}
+
+func defaultActions(base, sel *seccompSource, caps []string) (specs.LinuxSeccompAction, specs.LinuxSeccompAction, error) {
+	probe := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
+	bf, err := base.generate(probe)
+	if err != nil {
+		return "", "", err
+	}
+	sf, err := sel.generate(probe)
+	if err != nil {
+		return "", "", err
+	}
+	return bf.DefaultAction, sf.DefaultAction, nil
+}
+
+// actionRank orders seccomp actions from letting a syscall through to
+// stopping it; a selectable profile's default must rank at least as high.
+func actionRank(a specs.LinuxSeccompAction) int {
+	switch a {
+	case specs.ActAllow, specs.ActLog:
+		return 0
+	case specs.ActNotify, specs.ActTrace:
+		return 1
+	case specs.ActErrno, specs.ActTrap:
+		return 2
+	}
+	return 3 // kill
 }
 
 func missing(have, want []string) []string {

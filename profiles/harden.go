@@ -13,6 +13,7 @@ import (
 // Stable rule IDs. They appear in changes, refusals, logs and docs.
 const (
 	RulePrivileged     = "privileged.deny"
+	RuleUnconfinedLSM  = "lsm.deny-unconfined"
 	RuleCaps           = "caps.drop"
 	RuleNoNewPrivs     = "process.no-new-privileges"
 	RuleNonRoot        = "user.non-root"
@@ -44,6 +45,9 @@ func (r *Resolved) Mutators(h spec.Host) []spec.Mutator {
 	if r.AllowPrivileged == nil || !*r.AllowPrivileged {
 		ms = append(ms, spec.DenyPrivileged(RulePrivileged))
 	}
+	if r.AllowUnconfinedLSM == nil || !*r.AllowUnconfinedLSM {
+		ms = append(ms, spec.DenyUnconfinedLSM(RuleUnconfinedLSM, spec.PodSecuritySELinuxTypes))
+	}
 	if r.caps != nil {
 		ms = append(ms, spec.DropCapabilities(RuleCaps, r.caps))
 	}
@@ -55,7 +59,7 @@ func (r *Resolved) Mutators(h spec.Host) []spec.Mutator {
 	}
 	ms = append(ms,
 		spec.DenyHostNamespaces(RuleHostNamespaces, r.required),
-		spec.DenyHostMounts(RuleHostMounts, r.DenyHostPaths),
+		spec.DenyHostMounts(RuleHostMounts, r.DenyHostPaths, r.AllowHostPaths),
 		spec.RestrictSysctls(RuleSysctls, r.AllowSysctls),
 		spec.RestrictDevices(RuleDevices, r.AllowDevices),
 		spec.MaskPaths(RuleMaskPaths, append(slices.Clone(spec.DefaultMaskedPaths), r.MaskedPaths...)),
@@ -225,9 +229,10 @@ func isViolation(err error) bool {
 // every capability the engine would have granted. The process gets at most
 // the capabilities the container itself has after hardening (container is
 // the hardened bundle spec), keeps no_new_privileges, and runs in the
-// container's AppArmor profile and SELinux label.
-func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, h spec.Host) (*Outcome, error) {
-	id := spec.IdentityFromSpec(container)
+// container's AppArmor profile and SELinux label. id must be the identity
+// the container was created with (IdentityFromSpec of the container plus
+// what the entry point adds), so exec is decided by the same rule as create.
+func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spec.Identity, h spec.Host) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
 	if err != nil {
@@ -285,9 +290,9 @@ func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, h spec
 }
 
 // HardenUpdate holds a resource update (runc update -r, the shim's Update)
-// at or below the ceilings of the container's profile.
-func (c *Compiled) HardenUpdate(r *specs.LinuxResources, container *specs.Spec) (*Outcome, error) {
-	id := spec.IdentityFromSpec(container)
+// at or below the ceilings of the container's profile. id is the
+// container's identity, as for HardenExec.
+func (c *Compiled) HardenUpdate(r *specs.LinuxResources, id spec.Identity) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
 	if err != nil {

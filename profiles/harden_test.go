@@ -215,7 +215,7 @@ func TestHardenExec(t *testing.T) {
 	// What the engine sends for an exec: its own idea of the capabilities.
 	all := slices.Clone(spec.AllCapabilities)
 	proc := &specs.Process{Args: []string{"sh"}, Capabilities: &specs.LinuxCapabilities{Bounding: all, Effective: slices.Clone(all), Permitted: slices.Clone(all)}}
-	if _, err := c.HardenExec(proc, container, spec.Host{}); err != nil {
+	if _, err := c.HardenExec(proc, container, spec.IdentityFromSpec(container), spec.Host{}); err != nil {
 		t.Fatal(err)
 	}
 	got, want := slices.Sorted(slices.Values(proc.Capabilities.Effective)), slices.Sorted(slices.Values(container.Process.Capabilities.Bounding))
@@ -235,7 +235,7 @@ rules:
 `)
 	big := int64(64 << 30)
 	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &big}}
-	if _, err := c.HardenUpdate(r, engineSpec("l", "p", 1000)); err != nil {
+	if _, err := c.HardenUpdate(r, spec.IdentityFromSpec(engineSpec("l", "p", 1000))); err != nil {
 		t.Fatal(err)
 	}
 	if *r.Memory.Limit != 4<<30 {
@@ -243,13 +243,13 @@ rules:
 	}
 	big = 64 << 30
 	r = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &big}}
-	_, err := c.HardenUpdate(r, engineSpec("r", "p", 1000))
+	_, err := c.HardenUpdate(r, spec.IdentityFromSpec(engineSpec("r", "p", 1000)))
 	if !errors.Is(err, spec.ErrPolicyViolation) || !strings.Contains(err.Error(), "linux.resources.memory.limit") {
 		t.Fatalf("refuse: err = %v", err)
 	}
 	// Fields the update does not name stay absent.
 	r = &specs.LinuxResources{CPU: &specs.LinuxCPU{}}
-	if _, err := c.HardenUpdate(r, engineSpec("l", "p", 1000)); err != nil || r.Memory != nil || r.Pids != nil {
+	if _, err := c.HardenUpdate(r, spec.IdentityFromSpec(engineSpec("l", "p", 1000))); err != nil || r.Memory != nil || r.Pids != nil {
 		t.Fatalf("update filled absent fields: %+v %v", r, err)
 	}
 }

@@ -167,3 +167,18 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileNamesSortingBeforeBuiltins guards a loader panic: user profiles
+// resolve in name order, and "app" sorts before the built-in it extends.
+func TestProfileNamesSortingBeforeBuiltins(t *testing.T) {
+	for _, parent := range BuiltinNames {
+		c, err := Parse([]byte(header + "profiles:\n- {name: aaa, extends: " + parent + "}\n- {name: loose, extends: " + parent + "}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Profile("aaa")
+		if len(r.Chain) < 2 || r.Chain[1] != parent {
+			t.Fatalf("chain %v", r.Chain)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,8 +43,15 @@ type Profile struct {
 	MaskedPaths []string `yaml:"maskedPaths,omitempty"`
 	// ReadonlyPaths are made read-only in addition to the standard list.
 	ReadonlyPaths []string `yaml:"readonlyPaths,omitempty"`
-	// DenyHostPaths are host paths that must not be bind-mounted.
+	// DenyHostPaths are host paths that must not be bind-mounted. A user
+	// profile adds to its parent's list; AllowHostPaths carves exceptions.
 	DenyHostPaths []spec.HostPath `yaml:"denyHostPaths,omitempty"`
+	// AllowHostPaths are exact host paths (or subtrees) exempt from
+	// DenyHostPaths, e.g. /var/log for a log shipper.
+	AllowHostPaths []spec.HostPath `yaml:"allowHostPaths,omitempty"`
+	// AllowUnconfinedLSM lets through specs that ask for AppArmor
+	// "unconfined" or an SELinux type outside the Pod Security set.
+	AllowUnconfinedLSM *bool `yaml:"allowUnconfinedLSM,omitempty"`
 	// AllowSysctls lists the sysctls a container may set; "*" suffix for prefixes.
 	AllowSysctls []string `yaml:"allowSysctls,omitempty"`
 	// AllowDevices lists container device paths (linux.devices) allowed.
@@ -78,10 +86,40 @@ type Resources struct {
 
 // merge overlays child on parent field by field: set fields of child win;
 // pointer-to-struct fields merge recursively.
+//
+// Lists that only tighten (denied host paths, extra masked and read-only
+// paths, seccomp denies) add to the parent's instead: a child profile that
+// names one more denied path must not silently drop the parent's. Seccomp
+// allows add up too; an allow wins over a deny.
 func merge(parent, child Profile) Profile {
 	out := parent
 	mergeValue(reflect.ValueOf(&out).Elem(), reflect.ValueOf(child))
 	out.Name, out.Extends, out.Description = child.Name, child.Extends, child.Description
+	out.DenyHostPaths = union(parent.DenyHostPaths, child.DenyHostPaths)
+	out.AllowHostPaths = union(parent.AllowHostPaths, child.AllowHostPaths)
+	out.MaskedPaths = union(parent.MaskedPaths, child.MaskedPaths)
+	out.ReadonlyPaths = union(parent.ReadonlyPaths, child.ReadonlyPaths)
+	if parent.Seccomp != nil && child.Seccomp != nil && out.Seccomp != nil {
+		sc := *out.Seccomp
+		sc.Deny = union(parent.Seccomp.Deny, child.Seccomp.Deny)
+		sc.Allow = union(parent.Seccomp.Allow, child.Seccomp.Allow)
+		out.Seccomp = &sc
+	}
+	return out
+}
+
+// union appends the members of b that a lacks; nil when both are nil, so an
+// absent list stays absent.
+func union[T comparable](a, b []T) []T {
+	if a == nil && b == nil {
+		return nil
+	}
+	out := append(make([]T, 0, len(a)+len(b)), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
 	return out
 }
 

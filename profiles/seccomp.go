@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
@@ -44,6 +46,7 @@ var StrictDeniedSyscalls = []string{
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
 	"fanotify_init", "lookup_dcookie", "quotactl", "quotactl_fd", "acct", "swapon", "swapoff",
 	"syslog", "vhangup",
+	"socketcall", // x86 32-bit socket multiplexer: would bypass the socket() allow-list
 }
 
 // Seccomp selects a profile's filter: a built-in name or an absolute path to
@@ -61,13 +64,17 @@ type Seccomp struct {
 // seccompSource is a loaded, validated filter recipe; build turns it into a
 // filter for one spec.
 type seccompSource struct {
-	name  string
-	base  string               // built-in name, or "" for a file
-	file  *mobyseccomp.Seccomp // decoded JSON profile
-	allow []string             // validated delta
-	deny  []string             // validated delta
-	cache sync.Map             // capability set -> *specs.LinuxSeccomp
+	name    string
+	base    string               // built-in name, or "" for a file
+	file    *mobyseccomp.Seccomp // decoded JSON profile
+	allow   []string             // validated delta
+	deny    []string             // validated delta
+	cache   sync.Map             // sorted capability set -> *specs.LinuxSeccomp
+	entries atomic.Int64         // cache size
 }
+
+// maxSeccompCache bounds the filters cached per profile.
+const maxSeccompCache = 256
 
 // newSeccompSource validates a profile's seccomp settings: it loads the
 // file, checks every delta name against libseccomp and compiles the filter
@@ -137,15 +144,20 @@ func (src *seccompSource) build(s *specs.Spec) (*specs.LinuxSeccomp, error) {
 	if s.Process != nil && s.Process.Capabilities != nil {
 		bounding = s.Process.Capabilities.Bounding
 	}
-	key := strings.Join(bounding, ",")
+	sorted := slices.Sorted(slices.Values(bounding))
+	key := strings.Join(sorted, ",")
 	if v, ok := src.cache.Load(key); ok {
 		return cloneSeccomp(v.(*specs.LinuxSeccomp)), nil
 	}
-	f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: slices.Clone(bounding)}}})
+	f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: sorted}}})
 	if err != nil {
 		return nil, err
 	}
-	src.cache.Store(key, f)
+	// Bounded: the capability sets a policy lets through are few, but a
+	// profile that allows ALL sees whatever engines send.
+	if src.entries.Add(1) <= maxSeccompCache {
+		src.cache.Store(key, f)
+	}
 	return cloneSeccomp(f), nil
 }
 
@@ -264,8 +276,15 @@ func cloneSeccomp(f *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 // readTrustedFile reads a file that configures security: it must be a
 // regular file owned by root and writable by nobody else, or anyone who can
 // write it can switch protections off.
+//
+// Symlinks are followed (a Kubernetes ConfigMap volume is a chain of them)
+// and the file they end at is checked.
 func readTrustedFile(p string) ([]byte, error) {
-	fi, err := os.Lstat(p)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, errors.Unwrap(err))
+	}
+	fi, err := os.Stat(real)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +297,14 @@ func readTrustedFile(p string) ([]byte, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Getuid()) {
 		return nil, fmt.Errorf("%s: owned by uid %d, not root", p, st.Uid)
 	}
-	return os.ReadFile(p)
+	data, err := os.ReadFile(real)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxPolicySize*4 {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, MaxPolicySize*4)
+	}
+	return data, nil
 }
 
 // syscallNames lists the names a filter mentions, sorted, for records and

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -127,7 +128,11 @@ func keepUnknown(orig, known, out any) {
 		for key, ov := range o {
 			kv, isKnown := k[key]
 			if !isKnown {
-				if _, exists := n[key]; !exists {
+				// encoding/json (and so runc) matches keys without regard to
+				// case and takes the last one: "nonewprivileges": false next
+				// to harden's "noNewPrivileges": true would win. A key that
+				// folds onto a known one is not unknown; it was decoded.
+				if _, exists := n[key]; !exists && !foldsOnto(key, k) && !foldsOnto(key, n) {
 					n[key] = ov
 				}
 				continue
@@ -146,6 +151,15 @@ func keepUnknown(orig, known, out any) {
 			keepUnknown(o[i], k[i], n[i])
 		}
 	}
+}
+
+func foldsOnto(key string, m map[string]any) bool {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadBundle reads <dir>/config.json.

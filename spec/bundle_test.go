@@ -91,3 +91,32 @@ func TestReadBundleMissing(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestUnknownFieldsCannotShadowKnownOnes: encoding/json matches keys
+// case-insensitively and keeps the last, so a case variant of a known field
+// must never be carried into the output next to harden's value.
+func TestUnknownFieldsCannotShadowKnownOnes(t *testing.T) {
+	in := []byte(`{"ociVersion":"1.2.0","futureField":1,"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"nonewprivileges":false},` +
+		`"linux":{"maskedpaths":[],"seccomp":{"defaultaction":"SCMP_ACT_ALLOW","defaultAction":"SCMP_ACT_ALLOW"}}}`)
+	d, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Process.NoNewPrivileges = true
+	d.Spec.Linux.MaskedPaths = []string{"/proc/kcore"}
+	d.Spec.Linux.Seccomp.DefaultAction = "SCMP_ACT_ERRNO"
+	out, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Spec.Process.NoNewPrivileges || len(back.Spec.Linux.MaskedPaths) != 1 || back.Spec.Linux.Seccomp.DefaultAction != "SCMP_ACT_ERRNO" {
+		t.Fatalf("a case variant overrode harden's value:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte(`"futureField":1`)) {
+		t.Fatalf("real unknown field lost:\n%s", out)
+	}
+}

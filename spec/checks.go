@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -21,7 +22,13 @@ func DenyPrivileged(rule string) Mutator {
 		var vs Violations
 		if r := s.Linux.Resources; r != nil {
 			for i, d := range r.Devices {
-				if d.Allow && (d.Type == "" || d.Type == "a") && d.Major == nil && d.Minor == nil {
+				// "a" (or no type) with no numbers is every device; a
+				// wildcard major (-1, "*") with read or write access is every
+				// block or character device. Docker's default "b *:* m" only
+				// allows mknod and is fine.
+				wildcard := d.Major == nil || *d.Major < 0
+				rw := strings.ContainsAny(d.Access, "rw") || d.Access == ""
+				if d.Allow && wildcard && rw {
 					vs = append(vs, Violation{
 						Rule: rule, Field: "linux.resources.devices[" + itoa(i) + "]", Value: d.Access,
 						Reason: "privileged containers are not allowed: the device cgroup grants every host device",
@@ -62,10 +69,17 @@ func DenyHostNamespaces(rule string, required []specs.LinuxNamespaceType) Mutato
 		}
 		var vs Violations
 		for _, t := range required {
-			if !slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == t }) {
+			i := slices.IndexFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == t })
+			switch {
+			case i < 0:
 				vs = append(vs, Violation{
 					Rule: rule, Field: "linux.namespaces", Value: string(t),
 					Reason: "the container would share the host's " + string(t) + " namespace",
+				})
+			case isHostNamespacePath(s.Linux.Namespaces[i].Path):
+				vs = append(vs, Violation{
+					Rule: rule, Field: "linux.namespaces[" + itoa(i) + "].path", Value: s.Linux.Namespaces[i].Path,
+					Reason: "joins the host's " + string(t) + " namespace (that of host pid 1)",
 				})
 			}
 		}
@@ -74,6 +88,14 @@ func DenyHostNamespaces(rule string, required []specs.LinuxNamespaceType) Mutato
 		}
 		return refusals(vs), vs
 	})
+}
+
+// isHostNamespacePath recognises a namespace path that names the host's own
+// namespace: that of pid 1 or of the runtime itself. Pod sandboxes are
+// joined through /proc/<sandbox pid>/ns/* or /var/run/netns/*, which pass.
+func isHostNamespacePath(p string) bool {
+	p = path.Clean(p)
+	return strings.HasPrefix(p, "/proc/1/ns/") || strings.HasPrefix(p, "/proc/self/ns/") || strings.HasPrefix(p, "/proc/thread-self/ns/")
 }
 
 // HostPath is a host path that must not be bind-mounted into a container.
@@ -87,7 +109,13 @@ type HostPath struct {
 // are compared after path.Clean and with /var/run read as /run (its usual
 // symlink), without touching the filesystem: the mutator stays pure, and a
 // symlink planted on the host to dodge the check needs host root already.
-func DenyHostMounts(rule string, denied []HostPath) Mutator {
+//
+// allowed lists exceptions: a source matching one of them passes even when
+// a denied entry covers it (an operator's explicit choice, e.g. /var/log for
+// a log shipper).
+func DenyHostMounts(rule string, denied, allowed []HostPath) Mutator {
+	canon := canonicalHostPaths(denied)
+	exempt := canonicalHostPaths(allowed)
 	return MutatorFunc(func(s *specs.Spec) ([]Change, error) {
 		var vs Violations
 		for i, m := range s.Mounts {
@@ -95,9 +123,12 @@ func DenyHostMounts(rule string, denied []HostPath) Mutator {
 				continue
 			}
 			src := canonicalHostPath(m.Source)
-			for _, d := range denied {
-				dp := canonicalHostPath(d.Path)
-				if src == dp || (d.Subtree && (dp == "/" || strings.HasPrefix(src, dp+"/"))) {
+			if slices.ContainsFunc(exempt, func(a HostPath) bool { return a.covers(src) }) {
+				continue
+			}
+			for j, d := range canon {
+				if d.covers(src) {
+					d := denied[j]
 					vs = append(vs, Violation{
 						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
 						Reason: "bind mount of host path " + d.Path + " is not allowed (mounted at " + m.Destination + ")",
@@ -111,6 +142,20 @@ func DenyHostMounts(rule string, denied []HostPath) Mutator {
 		}
 		return refusals(vs), vs
 	})
+}
+
+// covers reports whether the canonical host path src is h or, for a
+// subtree, below it.
+func (h HostPath) covers(src string) bool {
+	return src == h.Path || (h.Subtree && (h.Path == "/" || strings.HasPrefix(src, h.Path+"/")))
+}
+
+func canonicalHostPaths(hs []HostPath) []HostPath {
+	out := make([]HostPath, len(hs))
+	for i, h := range hs {
+		out[i] = HostPath{Path: canonicalHostPath(h.Path), Subtree: h.Subtree}
+	}
+	return out
 }
 
 func isBind(m specs.Mount) bool {
@@ -161,18 +206,26 @@ func RestrictDevices(rule string, allowed []string) Mutator {
 		if s.Linux == nil {
 			return nil, nil
 		}
-		var vs Violations
-		for i, d := range s.Linux.Devices {
+		var denied []string
+		for _, d := range s.Linux.Devices {
 			if !slices.Contains(allowed, d.Path) {
-				vs = append(vs, Violation{
-					Rule: rule, Field: "linux.devices[" + itoa(i) + "]", Value: d.Path,
-					Reason: "host device is not in the profile's allowed devices",
-				})
+				denied = append(denied, d.Path)
 			}
 		}
-		if len(vs) == 0 {
+		if len(denied) == 0 {
 			return nil, nil
 		}
+		// One violation for all devices: a privileged spec lists every
+		// host device, and a hundred lines would bury the reason.
+		shown := denied
+		more := ""
+		if len(shown) > 5 {
+			shown, more = shown[:5], fmt.Sprintf(" and %d more", len(denied)-5)
+		}
+		vs := Violations{{
+			Rule: rule, Field: "linux.devices", Value: denied,
+			Reason: "host devices are not in the profile's allowed devices: " + strings.Join(shown, ", ") + more,
+		}}
 		return refusals(vs), vs
 	})
 }
@@ -194,4 +247,35 @@ func matchAny(patterns []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// PodSecuritySELinuxTypes are the SELinux types Kubernetes Pod Security
+// "baseline" allows a container to request (check_seLinuxOptions.go).
+var PodSecuritySELinuxTypes = []string{"container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+// DenyUnconfinedLSM refuses a spec that asks to run without LSM
+// confinement: AppArmor "unconfined", or an SELinux label whose type is not
+// in allowedTypes (spc_t, the "super privileged container" type, and
+// unconfined_t are how engines spell privileged), or that sets a custom
+// SELinux user or role. Pod Security baseline forbids the same.
+func DenyUnconfinedLSM(rule string, allowedTypes []string) Mutator {
+	return MutatorFunc(func(s *specs.Spec) ([]Change, error) {
+		if s.Process == nil {
+			return nil, nil
+		}
+		var vs Violations
+		if s.Process.ApparmorProfile == "unconfined" {
+			vs = append(vs, Violation{Rule: rule, Field: "process.apparmorProfile", Value: "unconfined", Reason: "containers must not run without AppArmor confinement"})
+		}
+		if l := s.Process.SelinuxLabel; l != "" {
+			parts := strings.SplitN(l, ":", 4)
+			if len(parts) < 3 || !slices.Contains(allowedTypes, parts[2]) {
+				vs = append(vs, Violation{Rule: rule, Field: "process.selinuxLabel", Value: l, Reason: "SELinux type is not one of " + strings.Join(allowedTypes, ", ")})
+			}
+		}
+		if len(vs) == 0 {
+			return nil, nil
+		}
+		return refusals(vs), vs
+	})
 }

@@ -1,9 +1,9 @@
 package spec
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -98,19 +98,70 @@ func Apply(s *specs.Spec, mode Mode, ms ...Mutator) (*Result, error) {
 	return res, nil
 }
 
-// Clone returns a deep copy of s. The JSON round trip is the only copy that
-// is guaranteed to follow every pointer the runtime-spec types have now and
-// will have later.
+// Clone returns a deep copy of s. It walks the value by reflection, so a
+// field a future runtime-spec version adds is copied too, never shared: a
+// shared pointer would let audit mode change the engine's spec. It is several
+// times faster than a JSON round trip, which matters on the start path.
 func Clone(s *specs.Spec) (*specs.Spec, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
+	if s == nil {
+		return nil, errors.New("copy spec: nil spec")
 	}
-	var c specs.Spec
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
+	c := deepCopy(reflect.ValueOf(s)).Interface().(*specs.Spec)
+	return c, nil
+}
+
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.New(v.Elem().Type())
+		c.Elem().Set(deepCopy(v.Elem()))
+		return c
+	case reflect.Struct:
+		c := reflect.New(v.Type()).Elem()
+		c.Set(v) // scalars; unexported fields (none in runtime-spec) stay shallow
+		for i := 0; i < v.NumField(); i++ {
+			if f := c.Field(i); f.CanSet() {
+				switch f.Kind() {
+				case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Struct, reflect.Interface:
+					f.Set(deepCopy(v.Field(i)))
+				}
+			}
+		}
+		return c
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(c, v)
+		switch v.Type().Elem().Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Struct, reflect.Interface:
+			for i := 0; i < v.Len(); i++ {
+				c.Index(i).Set(deepCopy(v.Index(i)))
+			}
+		}
+		return c
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			c.SetMapIndex(it.Key(), deepCopy(it.Value()))
+		}
+		return c
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.New(v.Type()).Elem()
+		c.Set(deepCopy(v.Elem()))
+		return c
 	}
-	return &c, nil
+	return v
 }
 
 // ErrPolicyViolation is the sentinel every refusal wraps, so callers can tell
@@ -129,7 +180,7 @@ type Violation struct {
 // String renders "rule privileged.deny: linux.resources.devices: access to all host devices".
 func (v Violation) String() string {
 	s := fmt.Sprintf("rule %s: %s", v.Rule, v.Field)
-	if v.Value != nil {
+	if _, isList := v.Value.([]string); v.Value != nil && !isList {
 		s += " " + short(v.Value)
 	}
 	return s + ": " + v.Reason

@@ -68,12 +68,13 @@ func allMutators() map[string]Mutator {
 	ceil := Ceilings{MemoryBytes: &mem, Pids: &pids, CPUMillis: &cpu, CPUShares: &shares, BlkioWeight: &weight}
 	return map[string]Mutator{
 		"DenyPrivileged":     DenyPrivileged("privileged.deny"),
+		"DenyUnconfinedLSM":  DenyUnconfinedLSM("lsm.deny-unconfined", PodSecuritySELinuxTypes),
 		"DropCapabilities":   DropCapabilities("caps.drop", []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}),
 		"DropAll":            DropCapabilities("caps.drop", nil),
 		"SetNoNewPrivileges": SetNoNewPrivileges("nnp"),
 		"RequireNonRoot":     RequireNonRoot("nonroot"),
 		"DenyHostNamespaces": DenyHostNamespaces("ns", HostNamespaces),
-		"DenyHostMounts":     DenyHostMounts("mounts", []HostPath{{Path: "/"}, {Path: "/srv", Subtree: true}}),
+		"DenyHostMounts":     DenyHostMounts("mounts", []HostPath{{Path: "/"}, {Path: "/srv", Subtree: true}}, nil),
 		"RestrictSysctls":    RestrictSysctls("sysctls", []string{"net.ipv4.ping_group_range"}),
 		"RestrictDevices":    RestrictDevices("devices", nil),
 		"MaskPaths":          MaskPaths("mask", DefaultMaskedPaths),
@@ -156,12 +157,16 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"privileged devices", DenyPrivileged("privileged.deny"), privilegedSpec(), "linux.resources.devices[0]"},
 		{"host pid", DenyHostNamespaces("namespaces.host", HostNamespaces), &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "ipc"}, {Type: "network"}, {Type: "mount"}}}}, "linux.namespaces"},
+		{"host pid by path", DenyHostNamespaces("namespaces.host", HostNamespaces), &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "pid", Path: "/proc/1/ns/pid"}, {Type: "ipc"}, {Type: "network"}, {Type: "mount"}}}}, "linux.namespaces[0].path"},
+		{"wildcard block devices", DenyPrivileged("privileged.deny"), &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: i64(-1), Minor: i64(-1), Access: "rwm"}}}}}, "linux.resources.devices[0]"},
+		{"apparmor unconfined", DenyUnconfinedLSM("lsm.deny-unconfined", PodSecuritySELinuxTypes), &specs.Spec{Process: &specs.Process{ApparmorProfile: "unconfined"}}, "process.apparmorProfile"},
+		{"selinux spc_t", DenyUnconfinedLSM("lsm.deny-unconfined", PodSecuritySELinuxTypes), &specs.Spec{Process: &specs.Process{SelinuxLabel: "system_u:system_r:spc_t:s0"}}, "process.selinuxLabel"},
 		{"no linux", DenyHostNamespaces("namespaces.host", HostNamespaces), &specs.Spec{}, "linux.namespaces"},
-		{"docker sock", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/run/docker.sock"}}), &specs.Spec{Mounts: []specs.Mount{{Destination: "/var/run/docker.sock", Type: "bind", Source: "/var/run/docker.sock", Options: []string{"rbind"}}}}, "mounts[0].source"},
-		{"host root via options", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/"}}), &specs.Spec{Mounts: []specs.Mount{{Destination: "/host", Source: "/.//", Options: []string{"bind"}}}}, "mounts[0].source"},
-		{"proc subtree", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/proc", Subtree: true}}), &specs.Spec{Mounts: []specs.Mount{{Destination: "/x", Type: "bind", Source: "/proc/1/root"}}}, "mounts[0].source"},
+		{"docker sock", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/run/docker.sock"}}, nil), &specs.Spec{Mounts: []specs.Mount{{Destination: "/var/run/docker.sock", Type: "bind", Source: "/var/run/docker.sock", Options: []string{"rbind"}}}}, "mounts[0].source"},
+		{"host root via options", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/"}}, nil), &specs.Spec{Mounts: []specs.Mount{{Destination: "/host", Source: "/.//", Options: []string{"bind"}}}}, "mounts[0].source"},
+		{"proc subtree", DenyHostMounts("mounts.deny-host-path", []HostPath{{Path: "/proc", Subtree: true}}, nil), &specs.Spec{Mounts: []specs.Mount{{Destination: "/x", Type: "bind", Source: "/proc/1/root"}}}, "mounts[0].source"},
 		{"unsafe sysctl", RestrictSysctls("sysctls.safe", []string{"net.ipv4.ping_group_range"}), &specs.Spec{Linux: &specs.Linux{Sysctl: map[string]string{"kernel.core_pattern": "|/x"}}}, "linux.sysctl.kernel.core_pattern"},
-		{"host device", RestrictDevices("devices.deny-host", nil), &specs.Spec{Linux: &specs.Linux{Devices: []specs.LinuxDevice{{Path: "/dev/sda", Type: "b"}}}}, "linux.devices[0]"},
+		{"host device", RestrictDevices("devices.deny-host", nil), &specs.Spec{Linux: &specs.Linux{Devices: []specs.LinuxDevice{{Path: "/dev/sda", Type: "b"}}}}, "linux.devices"},
 		{"root user", RequireNonRoot("user.non-root"), &specs.Spec{Process: &specs.Process{}}, "process.user.uid"},
 		{"memory above ceiling", LimitResources("resources.ceiling", Ceilings{MemoryBytes: i64(1 << 30)}, Reject, true), fullSpec(), "linux.resources.memory.limit"},
 	} {
@@ -186,7 +191,7 @@ func TestNotRefused(t *testing.T) {
 		{Destination: "/dev/shm", Type: "bind", Source: "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm"},
 		{Destination: "/proc", Type: "proc", Source: "/proc"}, // not a bind: the container's own procfs
 	}}
-	if _, err := Apply(s, Enforce, DenyHostMounts("m", hp)); err != nil {
+	if _, err := Apply(s, Enforce, DenyHostMounts("m", hp, nil)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -281,12 +286,16 @@ func TestSELinuxMerge(t *testing.T) {
 func TestNeverWidensCatches(t *testing.T) {
 	before := fullSpec()
 	for name, widen := range map[string]func(*specs.Spec){
-		"cap added":       func(s *specs.Spec) { s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") },
-		"nnp off":         func(s *specs.Spec) { s.Process.NoNewPrivileges = false },
-		"mask removed":    func(s *specs.Spec) { s.Linux.MaskedPaths = nil },
-		"namespace gone":  func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[1:] },
-		"limit raised":    func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = i64(16 << 30) },
-		"bind mount":      func(s *specs.Spec) { s.Mounts = append(s.Mounts, specs.Mount{Destination: "/h", Type: "bind", Source: "/"}) },
+		"cap added": func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+		},
+		"nnp off":        func(s *specs.Spec) { s.Process.NoNewPrivileges = false },
+		"mask removed":   func(s *specs.Spec) { s.Linux.MaskedPaths = nil },
+		"namespace gone": func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[1:] },
+		"limit raised":   func(s *specs.Spec) { s.Linux.Resources.Memory.Limit = i64(16 << 30) },
+		"bind mount": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/h", Type: "bind", Source: "/"})
+		},
 		"seccomp cleared": func(s *specs.Spec) { s.Linux.Seccomp = nil },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -299,5 +308,30 @@ func TestNeverWidensCatches(t *testing.T) {
 				t.Fatal("NeverWidens did not notice")
 			}
 		})
+	}
+}
+
+func TestDockerDefaultDeviceRulesAreNotPrivileged(t *testing.T) {
+	// Docker's default device cgroup: deny all, then mknod of any char or
+	// block device ("c *:* m", "b *:* m") and the standard devices.
+	s := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(-1), Minor: i64(-1), Access: "m"},
+		{Allow: true, Type: "b", Major: i64(-1), Minor: i64(-1), Access: "m"},
+		{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
+	}}}}
+	if _, err := Apply(s, Enforce, DenyPrivileged("privileged.deny")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllowHostPathsExempt(t *testing.T) {
+	s := &specs.Spec{Mounts: []specs.Mount{{Destination: "/logs", Type: "bind", Source: "/var/log/pods"}}}
+	deny := []HostPath{{Path: "/var/log", Subtree: true}}
+	if _, err := Apply(s, Enforce, DenyHostMounts("m", deny, nil)); err == nil {
+		t.Fatal("/var/log/pods not denied")
+	}
+	if _, err := Apply(s, Enforce, DenyHostMounts("m", deny, []HostPath{{Path: "/var/log/pods", Subtree: true}})); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -121,6 +121,23 @@ func limit(rule string, r *specs.LinuxResources, c Ceilings, onExceed OnExceed, 
 			if r.Memory == nil {
 				r.Memory = &specs.LinuxMemory{}
 			}
+			// memory.swap is memory+swap. Keep the swap share no larger
+			// than before: on cgroup v2 runc writes swap-limit as
+			// memory.swap.max, which would grow if only the limit shrank.
+			if sw := r.Memory.Swap; sw != nil && *sw > 0 {
+				old := int64(0)
+				if cur != nil && *cur > 0 {
+					old = *cur
+				}
+				newSwap := v + max(*sw-old, 0)
+				if old == 0 {
+					newSwap = min(*sw, v)
+				}
+				if newSwap != *sw {
+					lm.changes = append(lm.changes, Change{Rule: lm.rule, Path: "linux.resources.memory.swap", Op: OpSet, Before: *sw, After: newSwap, Reason: "memory+swap follows the lowered memory limit"})
+					r.Memory.Swap = &newSwap
+				}
+			}
 			r.Memory.Limit = &v
 		}
 	}
