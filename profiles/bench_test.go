@@ -37,3 +37,13 @@ func BenchmarkDecideApplyMarshal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadDefault is the cost of (re)loading the embedded default
+// policy, which the shim pays when the policy file changes.
+func BenchmarkLoadDefault(b *testing.B) {
+	for b.Loop() {
+		if _, err := LoadDefault(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
