@@ -180,3 +180,44 @@ func truncate(b []byte) string {
 	}
 	return string(b)
 }
+
+// TestGoldenUpdate checks captured `runc update -r` documents against each
+// built-in profile's ceilings.
+func TestGoldenUpdate(t *testing.T) {
+	files, _ := filepath.Glob("../spec/testdata/engines/update-*.json")
+	if len(files) == 0 {
+		t.Fatal("no captured update documents")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		for _, profile := range BuiltinNames {
+			t.Run(name+"/"+profile, func(t *testing.T) {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, onExceed := range []string{"lower", "refuse"} {
+					c := mustParse(t, header+"profiles:\n- {name: p, extends: "+profile+", resources: {memory: 512Mi, onExceed: "+onExceed+"}}\ndefaults: {profile: p}\n")
+					var in specs.LinuxResources
+					if err := json.Unmarshal(data, &in); err != nil {
+						t.Fatal(err)
+					}
+					out, err := c.HardenUpdate(&in, spec.Identity{})
+					refusal := ""
+					if err != nil {
+						if !errors.Is(err, spec.ErrPolicyViolation) {
+							t.Fatal(err)
+						}
+						refusal = err.Error()
+					}
+					b, _ := json.MarshalIndent(struct {
+						Resources *specs.LinuxResources `json:"resources"`
+						Changes   []spec.Change         `json:"changes"`
+						Refusal   string                `json:"refusal,omitempty"`
+					}{&in, out.Changes, refusal}, "", "  ")
+					assertGolden(t, filepath.Join("testdata", "golden", "update", name+"."+profile+"."+onExceed+".json"), append(b, '\n'))
+				}
+			})
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package profiles
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,5 +182,66 @@ func TestProfileNamesSortingBeforeBuiltins(t *testing.T) {
 		if len(r.Chain) < 2 || r.Chain[1] != parent {
 			t.Fatalf("chain %v", r.Chain)
 		}
+	}
+}
+
+func TestSeccompFileTrust(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "profile.json")
+	if err := os.WriteFile(p, []byte(`{"defaultAction":"SCMP_ACT_ERRNO"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	pol := header + "profiles:\n- name: p\n  extends: baseline\n  seccomp: {profile: " + p + "}\n"
+	if _, err := Parse([]byte(pol)); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("world-writable seccomp profile: err = %v", err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A ConfigMap-style symlink to a trusted file is fine.
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(strings.Replace(pol, p, link, 1))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHugePolicy(t *testing.T) {
+	big := header + "# " + strings.Repeat("x", MaxPolicySize) + "\n"
+	if _, err := Parse([]byte(big)); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAppArmorTextParses hands the generated profile to apparmor_parser,
+// which checks the syntax without a kernel that has AppArmor (this one has
+// none, so loading is skipped; `make deps` installs the parser).
+func TestAppArmorTextParses(t *testing.T) {
+	text, err := AppArmorText(AppArmorProfileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("apparmor_parser is missing; `make deps` installs the apparmor package")
+		}
+		t.Skip("apparmor_parser is not installed (run `make deps`)")
+	}
+	cmd := exec.Command(parser, "-Q", "-K", "--skip-kernel-load")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apparmor_parser rejects the generated profile: %v\n%s", err, out)
+	}
+	if _, err := AppArmorText("bad name; rm -rf /"); err == nil {
+		t.Fatal("an unsafe profile name was accepted")
+	}
+	if err := LoadAppArmor(AppArmorProfileName); !DetectHost().AppArmor && !errors.Is(err, ErrNoAppArmor) {
+		t.Fatalf("LoadAppArmor on a host without AppArmor: %v", err)
 	}
 }
