@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -41,6 +42,7 @@ type Resolved struct {
 	ceilings spec.Ceilings
 	onExceed spec.OnExceed
 	seccomp  *seccompSource
+	mutators sync.Map // spec.Host -> []spec.Mutator, built once per host
 }
 
 // Compile validates p and resolves its profiles and rules.

@@ -40,7 +40,19 @@ const (
 // and seccomp last because its filter depends on the final capabilities.
 // LSM labels are set only where the host enforces that LSM: a label on a
 // host without it would make runc refuse the container for no protection.
+//
+// The list depends only on the profile and the host, so it is built once per
+// host and reused: mutators hold no per-container state.
 func (r *Resolved) Mutators(h spec.Host) []spec.Mutator {
+	if v, ok := r.mutators.Load(h); ok {
+		return v.([]spec.Mutator)
+	}
+	ms := r.buildMutators(h)
+	r.mutators.Store(h, ms)
+	return ms
+}
+
+func (r *Resolved) buildMutators(h spec.Host) []spec.Mutator {
 	var ms []spec.Mutator
 	if r.AllowPrivileged == nil || !*r.AllowPrivileged {
 		ms = append(ms, spec.DenyPrivileged(RulePrivileged))
@@ -180,9 +192,9 @@ func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcom
 	if err != nil {
 		return out, err
 	}
-	var ms []spec.Mutator
-	for _, r := range chain {
-		ms = append(ms, r.Mutators(h)...)
+	ms := chain[0].Mutators(h)
+	for _, r := range chain[1:] {
+		ms = append(ms[:len(ms):len(ms)], r.Mutators(h)...)
 	}
 	res, err := spec.Apply(work, spec.Enforce, ms...)
 	out.Changes, out.Violations = res.Changes, res.Violations

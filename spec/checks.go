@@ -166,7 +166,10 @@ func isBind(m specs.Mount) bool {
 }
 
 func canonicalHostPath(p string) string {
-	p = path.Clean("/" + p)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	p = path.Clean(p) // no allocation when p is already clean
 	if p == "/var/run" || strings.HasPrefix(p, "/var/run/") {
 		p = strings.TrimPrefix(p, "/var")
 	}
