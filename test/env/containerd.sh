@@ -160,9 +160,11 @@ export HARDEN_CONTAINERD_DIR=$dir
 export HARDEN_CTR_RUN_FLAGS="--runc-root $dir/runc --fifo-dir $dir/fifo"
 EOF
 
-	# The shims containerd starts find containerd-shim-runc-v2 and runc on this PATH.
+	# The shims containerd starts find containerd-shim-runc-v2 and runc on this PATH;
+	# HARDEN_EXTRA_PATH (e.g. the repo's bin/ with containerd-shim-harden-v2) comes first.
+	# The shims inherit containerd's environment, HARDEN_CONFIG included.
 	log "starting containerd for $dir"
-	PATH=$HARDEN_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	PATH=${HARDEN_EXTRA_PATH:+$HARDEN_EXTRA_PATH:}$HARDEN_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		setsid "$CONTAINERD" --config "$dir/config.toml" </dev/null >>"$dir/containerd.log" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$dir/containerd.pid"

@@ -1,0 +1,384 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/harden-dev/harden/node"
+	"github.com/harden-dev/harden/profiles"
+	"github.com/harden-dev/harden/spec"
+)
+
+// Name is the runtime type containerd knows harden by.
+const Name = "io.containerd.harden.v2"
+
+// entry names this entry point in decision records.
+const entry = "containerd-shim-harden-v2"
+
+// DecisionTopic is the containerd event topic of decision records
+// (`ctr events` shows them).
+const DecisionTopic = "/harden/decision"
+
+// Service is the task service containerd talks to. It embeds the runc
+// task service and overrides the calls that carry a spec.
+type Service struct {
+	taskAPI.TTRPCTaskService // the runc shim's task service
+	publisher                shim.Publisher
+
+	mu         sync.Mutex
+	nodeConfig node.Config
+	configErr  error
+	policies   map[string]*node.PolicyCache
+	containers map[string]*container
+}
+
+// container is what harden remembers between Create and Delete.
+type container struct {
+	bundle   string
+	identity spec.Identity
+	config   node.Config
+}
+
+// NewService wraps the runc task service.
+func NewService(inner taskAPI.TTRPCTaskService, publisher shim.Publisher) *Service {
+	s := &Service{
+		TTRPCTaskService: inner,
+		publisher:        publisher,
+		policies:         map[string]*node.PolicyCache{},
+		containers:       map[string]*container{},
+	}
+	s.nodeConfig, s.configErr = node.LoadConfig(nodeConfigPath(), true)
+	return s
+}
+
+// RegisterTTRPC serves the wrapped task API.
+func (s *Service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+func (s *Service) policy(path string) *node.PolicyCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pc, ok := s.policies[path]
+	if !ok {
+		pc = node.NewPolicyCache(path)
+		s.policies[path] = pc
+	}
+	return pc
+}
+
+// refusal is what the person who ran the container sees: the runc task
+// service's errors travel the same way (errgrpc), and ctr, crictl, docker
+// and kubelet events print the message.
+func refusal(err error) error {
+	return errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied))
+}
+
+func failure(format string, args ...any) error {
+	return errgrpc.ToGRPC(fmt.Errorf("harden: "+format+": %w", append(args, errdefs.ErrFailedPrecondition)...))
+}
+
+// Create hardens the bundle's config.json, then creates the task with the
+// runtime the matched rule's backend names.
+func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	start := time.Now()
+	ns, _ := namespaces.Namespace(ctx)
+	rec := node.Record{Time: start.UTC(), Event: node.EventCreate, Entry: entry, ID: r.ID, Namespace: ns, Bundle: r.Bundle}
+	if s.configErr != nil {
+		rec.Result, rec.Error = node.ResultError, s.configErr.Error()
+		s.record(ctx, nil, rec)
+		return nil, failure("%v", s.configErr)
+	}
+	cfg, err := decodeOptions(s.nodeConfig, r.Options)
+	if err != nil {
+		rec.Result, rec.Error = node.ResultError, err.Error()
+		s.record(ctx, nil, rec)
+		return nil, failure("%v", err)
+	}
+	rc := cfg.Recorder()
+	rec.Policy = cfg.Policy()
+
+	c, binary, herr := s.hardenCreate(ctx, r, cfg, ns, &rec)
+	if herr != nil {
+		if !s.allowUnhardened(ctx, cfg, herr, &rec) {
+			s.record(ctx, rc, rec)
+			if errors.Is(herr, spec.ErrPolicyViolation) {
+				return nil, refusal(herr)
+			}
+			return nil, failure("%v", herr)
+		}
+		// failurePolicy allow: the container runs as the engine asked,
+		// on the default runtime.
+		if binary, err = cfg.RuntimeBinary(spec.Runc); err != nil {
+			rec.Result, rec.Error = node.ResultError, err.Error()
+			s.record(ctx, rc, rec)
+			return nil, failure("%v", err)
+		}
+		c = &container{bundle: r.Bundle, identity: spec.Identity{ID: r.ID, EngineNamespace: ns}, config: cfg}
+	}
+	rec.Runtime = binary
+	if r.Options, err = runcOptions(cfg, binary); err != nil {
+		return nil, failure("%v", err)
+	}
+	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	if err != nil {
+		rec.Error = "runtime: " + err.Error()
+		s.record(ctx, rc, rec)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.containers[r.ID] = c
+	s.mu.Unlock()
+	s.record(ctx, rc, rec)
+	if serr := rc.SaveState(rec); serr != nil {
+		log.G(ctx).WithError(serr).Warn("harden: save container state")
+	}
+	log.G(ctx).WithField("id", r.ID).WithField("took", time.Since(start)).Debug("harden: create")
+	return resp, nil
+}
+
+// hardenCreate reads, decides, hardens and writes the bundle. It fills rec
+// with the outcome and returns the runtime binary to delegate to.
+func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest, cfg node.Config, ns string, rec *node.Record) (*container, string, error) {
+	pol, err := s.policy(cfg.Policy()).Get()
+	if err != nil {
+		rec.Result, rec.Error = node.ResultError, err.Error()
+		return nil, "", err
+	}
+	rec.Policy = pol.Source
+	doc, err := spec.ReadBundle(r.Bundle)
+	if err != nil {
+		rec.Result, rec.Error = node.ResultError, err.Error()
+		return nil, "", err
+	}
+	id := spec.IdentityFromSpec(doc.Spec)
+	id.ID, id.EngineNamespace = r.ID, ns
+	if id.Engine == spec.EngineUnknown && ns == "moby" {
+		id.Engine = spec.EngineDocker
+	}
+	d, _, _ := pol.Decide(id)
+	out, herr := pol.Harden(doc.Spec, id, cfg.Host(d.Backend))
+	rec.Outcome = out
+	rec.Result = node.ResultOf(out, herr)
+	if herr != nil {
+		rec.Error = herr.Error()
+		return nil, "", herr
+	}
+	if out.Decision.Mode == spec.Enforce {
+		if err := doc.WriteBundle(r.Bundle); err != nil {
+			rec.Result, rec.Error = node.ResultError, err.Error()
+			return nil, "", err
+		}
+	}
+	binary, err := cfg.RuntimeBinary(out.Decision.Backend)
+	if err != nil {
+		rec.Result, rec.Error = node.ResultError, err.Error()
+		return nil, "", err
+	}
+	return &container{bundle: r.Bundle, identity: id, config: cfg}, binary, nil
+}
+
+// allowUnhardened applies failurePolicy to an error that is not a refusal:
+// the runtime options' FailurePolicy when the policy could not be loaded,
+// else the policy's own. It logs loudly when it lets a container through.
+func (s *Service) allowUnhardened(ctx context.Context, cfg node.Config, err error, rec *node.Record) bool {
+	if errors.Is(err, spec.ErrPolicyViolation) {
+		return false
+	}
+	allow := cfg.FailurePolicy == string(profiles.FailAllow)
+	if pol, perr := s.policy(cfg.Policy()).Get(); perr == nil && cfg.FailurePolicy == "" {
+		allow = pol.FailurePolicy == profiles.FailAllow
+	}
+	if !allow {
+		return false
+	}
+	rec.Result = node.ResultUnhardened
+	log.G(ctx).WithError(err).WithField("id", rec.ID).Error("harden: FAILED TO HARDEN; failurePolicy allow lets the container run UNHARDENED")
+	return true
+}
+
+// Exec hardens the exec'd process against the container it joins: the
+// engine builds the process from the spec it stored, not from the hardened
+// bundle, so without this an exec would get the engine's capabilities.
+func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*ptypes.Empty, error) {
+	ns, _ := namespaces.Namespace(ctx)
+	rec := node.Record{Time: time.Now().UTC(), Event: node.EventExec, Entry: entry, ID: r.ID, ExecID: r.ExecID, Namespace: ns}
+	c, cfg, pol, err := s.lookup(r.ID)
+	rc := cfg.Recorder()
+	if err == nil {
+		rec.Bundle, rec.Policy = c.bundle, pol.Source
+		err = s.hardenExec(r, c, cfg, pol, &rec)
+	}
+	if err != nil {
+		if rec.Result == "" {
+			rec.Result = node.ResultError
+		}
+		rec.Error = err.Error()
+		s.record(ctx, rc, rec)
+		if errors.Is(err, spec.ErrPolicyViolation) {
+			return nil, refusal(err)
+		}
+		return nil, failure("exec %s in %s: %v", r.ExecID, r.ID, err)
+	}
+	resp, err := s.TTRPCTaskService.Exec(ctx, r)
+	if err != nil {
+		rec.Error = "runtime: " + err.Error()
+	}
+	s.record(ctx, rc, rec)
+	return resp, err
+}
+
+func (s *Service) hardenExec(r *taskAPI.ExecProcessRequest, c *container, cfg node.Config, pol *profiles.Compiled, rec *node.Record) error {
+	v, err := typeurl.UnmarshalAny(r.Spec)
+	if err != nil {
+		return fmt.Errorf("decode exec process: %w", err)
+	}
+	proc, ok := v.(*specs.Process)
+	if !ok {
+		return fmt.Errorf("exec process is a %T, not an OCI process", v)
+	}
+	doc, err := spec.ReadBundle(c.bundle)
+	if err != nil {
+		return err
+	}
+	d, _, _ := pol.Decide(c.identity)
+	out, herr := pol.HardenExec(proc, doc.Spec, c.identity, cfg.Host(d.Backend))
+	rec.Outcome, rec.Result = out, node.ResultOf(out, herr)
+	if herr != nil {
+		return herr
+	}
+	if r.Spec, err = typeurl.MarshalAnyToProto(proc); err != nil {
+		return fmt.Errorf("encode exec process: %w", err)
+	}
+	return nil
+}
+
+// Update holds a resource update at or below the profile's ceilings.
+func (s *Service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*ptypes.Empty, error) {
+	ns, _ := namespaces.Namespace(ctx)
+	rec := node.Record{Time: time.Now().UTC(), Event: node.EventUpdate, Entry: entry, ID: r.ID, Namespace: ns}
+	c, cfg, pol, err := s.lookup(r.ID)
+	rc := cfg.Recorder()
+	if err == nil {
+		rec.Bundle, rec.Policy = c.bundle, pol.Source
+		err = s.hardenUpdate(r, c, pol, &rec)
+	}
+	if err != nil {
+		if rec.Result == "" {
+			rec.Result = node.ResultError
+		}
+		rec.Error = err.Error()
+		s.record(ctx, rc, rec)
+		if errors.Is(err, spec.ErrPolicyViolation) {
+			return nil, refusal(err)
+		}
+		return nil, failure("update %s: %v", r.ID, err)
+	}
+	resp, err := s.TTRPCTaskService.Update(ctx, r)
+	if err != nil {
+		rec.Error = "runtime: " + err.Error()
+	}
+	s.record(ctx, rc, rec)
+	return resp, err
+}
+
+func (s *Service) hardenUpdate(r *taskAPI.UpdateTaskRequest, c *container, pol *profiles.Compiled, rec *node.Record) error {
+	if r.Resources == nil {
+		return nil
+	}
+	v, err := typeurl.UnmarshalAny(r.Resources)
+	if err != nil {
+		return fmt.Errorf("decode resources: %w", err)
+	}
+	res, ok := v.(*specs.LinuxResources)
+	if !ok {
+		return fmt.Errorf("update resources are a %T, not OCI Linux resources", v)
+	}
+	out, herr := pol.HardenUpdate(res, c.identity)
+	rec.Outcome, rec.Result = out, node.ResultOf(out, herr)
+	if herr != nil {
+		return herr
+	}
+	if r.Resources, err = typeurl.MarshalAnyToProto(res); err != nil {
+		return fmt.Errorf("encode resources: %w", err)
+	}
+	return nil
+}
+
+// Delete forgets a deleted container.
+func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	if err == nil && r.ExecID == "" {
+		ns, _ := namespaces.Namespace(ctx)
+		s.mu.Lock()
+		c := s.containers[r.ID]
+		delete(s.containers, r.ID)
+		s.mu.Unlock()
+		if c != nil {
+			if rerr := c.config.Recorder().RemoveState(ns, r.ID); rerr != nil {
+				log.G(ctx).WithError(rerr).Warn("harden: remove container state")
+			}
+		}
+	}
+	return resp, err
+}
+
+// lookup finds a container harden created and the current policy. A
+// container harden does not know (created before a shim restart, or by
+// another runtime) is refused: hardening it blind would not be safe.
+func (s *Service) lookup(id string) (*container, node.Config, *profiles.Compiled, error) {
+	s.mu.Lock()
+	c, ok := s.containers[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, s.nodeConfig, nil, fmt.Errorf("container %q was not created through harden", id)
+	}
+	pol, err := s.policy(c.config.Policy()).Get()
+	return c, c.config, pol, err
+}
+
+// record writes the decision to the decision log, the shim log and
+// containerd's event stream. None of these may fail the container: the
+// decision is already made and enforced.
+func (s *Service) record(ctx context.Context, rc *node.Recorder, rec node.Record) {
+	entry := log.G(ctx).WithField("id", rec.ID).WithField("event", rec.Event).WithField("result", rec.Result)
+	if rec.Outcome != nil {
+		entry = entry.WithField("rule", rec.Outcome.Decision.Rule).WithField("profile", rec.Outcome.Decision.Profile).
+			WithField("mode", rec.Outcome.Decision.Mode).WithField("changes", len(rec.Outcome.Changes))
+	}
+	if rec.Error != "" {
+		entry = entry.WithField("error", rec.Error)
+	}
+	b, _ := json.Marshal(rec)
+	entry.WithField("record", string(b)).Info("harden decision")
+	if err := rc.Write(rec); err != nil {
+		entry.WithError(err).Warn("harden: write decision log")
+	}
+	if s.publisher != nil {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err == nil {
+			if ev, err := structpb.NewStruct(m); err == nil {
+				if err := s.publisher.Publish(ctx, DecisionTopic, ev); err != nil {
+					entry.WithError(err).Debug("harden: publish decision event")
+				}
+			}
+		}
+	}
+}
