@@ -259,8 +259,9 @@ var PodSecuritySELinuxTypes = []string{"container_t", "container_init_t", "conta
 // DenyUnconfinedLSM refuses a spec that asks to run without LSM
 // confinement: AppArmor "unconfined", or an SELinux label whose type is not
 // in allowedTypes (spc_t, the "super privileged container" type, and
-// unconfined_t are how engines spell privileged), or that sets a custom
-// SELinux user or role. Pod Security baseline forbids the same.
+// unconfined_t are how engines spell privileged). Pod Security baseline
+// forbids the same (it also forbids custom users and roles, which this does
+// not check yet).
 func DenyUnconfinedLSM(rule string, allowedTypes []string) Mutator {
 	return MutatorFunc(func(s *specs.Spec) ([]Change, error) {
 		if s.Process == nil {
