@@ -201,9 +201,17 @@ func (c Config) RunscArgs() []string {
 }
 
 // Host returns what the node enforces for backend b: the LSMs the kernel
-// has, and for runsc whether --oci-seccomp is on.
+// has, for runsc whether --oci-seccomp is on, and the newest spec version
+// the runtime binary accepts.
 func (c Config) Host(b spec.Backend) spec.Host {
 	h := profiles.DetectHost()
+	// Only crun is asked: runc accepts what the engines of its generation
+	// write, and asking costs a fork and exec on every shim's first start.
+	if b == spec.Crun {
+		if bin, err := c.RuntimeBinary(b); err == nil {
+			h.MaxOCIVersion = maxOCIVersion(bin, b)
+		}
+	}
 	if b == spec.Runsc {
 		for _, f := range c.RunscArgs() {
 			if f == "--oci-seccomp" || f == "--oci-seccomp=true" {

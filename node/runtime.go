@@ -3,11 +3,13 @@ package node
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/harden-dev/harden/spec"
 )
@@ -79,4 +81,28 @@ func (c Config) wrapper(name, bin string, args []string) (string, error) {
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ociVersions caches each runtime binary's newest accepted spec version.
+var ociVersions sync.Map // binary path -> string
+
+// maxOCIVersion asks the runtime (`features`, runc >= 1.1.0 and crun >= 1.9)
+// once per binary. crun releases without `features` accept at most 1.1.
+func maxOCIVersion(bin string, b spec.Backend) string {
+	if v, ok := ociVersions.Load(bin); ok {
+		return v.(string)
+	}
+	v := ""
+	out, err := exec.Command(bin, "features").Output()
+	var f struct {
+		OCIVersionMax string `json:"ociVersionMax"`
+	}
+	switch {
+	case err == nil && json.Unmarshal(out, &f) == nil:
+		v = f.OCIVersionMax
+	case b == spec.Crun:
+		v = "1.1.0"
+	}
+	ociVersions.Store(bin, v)
+	return v
 }

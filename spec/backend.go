@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -67,6 +69,9 @@ type Host struct {
 	// RunscOCISeccomp is true when runsc runs with --oci-seccomp, the only
 	// way gVisor applies the spec's seccomp filter.
 	RunscOCISeccomp bool `json:"runscOCISeccomp,omitempty"`
+	// MaxOCIVersion is the newest spec version the runtime binary accepts
+	// (`runc features` ociVersionMax); "" means no limit is known.
+	MaxOCIVersion string `json:"maxOCIVersion,omitempty"`
 }
 
 // Adapt fits a hardened spec to what backend b accepts and reports what it
@@ -74,6 +79,17 @@ type Host struct {
 // process.selinuxLabel) and says so in the changes.
 func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 	var changes []Change
+	// crun 1.8 (Debian 12) refuses any ociVersion above 1.1 with "unknown
+	// version specified", though it runs the spec containerd 2.4 and
+	// Docker 29 write (1.3.0) fine: the fields it does not know are ones
+	// they do not set. Lowering the version string is the only change.
+	if h.MaxOCIVersion != "" && s.Version != "" && versionLess(h.MaxOCIVersion, s.Version) {
+		changes = append(changes, Change{
+			Rule: "backend.oci-version", Path: "ociVersion", Op: OpSet, Before: s.Version, After: h.MaxOCIVersion,
+			Reason: string(b) + " accepts spec versions up to " + h.MaxOCIVersion,
+		})
+		s.Version = h.MaxOCIVersion
+	}
 	enf := make([]Enforcement, 0, len(AllControls))
 	add := func(c Control, ok bool, note string) {
 		enf = append(enf, Enforcement{Control: c, Enforced: ok, Note: note})
@@ -131,4 +147,28 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 		}
 	}
 	return changes, enf
+}
+
+// versionLess compares "major.minor.patch[-suffix]" spec versions
+// numerically; a part that is not a number counts as 0.
+func versionLess(a, b string) bool {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := range pa {
+		if pa[i] != pb[i] {
+			return pa[i] < pb[i]
+		}
+	}
+	return false
+}
+
+func versionParts(v string) [3]int {
+	var out [3]int
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		v = v[:i]
+	}
+	for i, p := range strings.SplitN(v, ".", 3) {
+		n, _ := strconv.Atoi(p)
+		out[i] = n
+	}
+	return out
 }

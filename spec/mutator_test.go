@@ -335,3 +335,15 @@ func TestAllowHostPathsExempt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAdaptLowersOCIVersionForOldRuntimes(t *testing.T) {
+	s := &specs.Spec{Version: "1.3.0"}
+	changes, _ := Adapt(s, Crun, Host{MaxOCIVersion: "1.1.0"})
+	if s.Version != "1.1.0" || len(changes) != 1 {
+		t.Fatalf("version %s, changes %v", s.Version, changes)
+	}
+	s = &specs.Spec{Version: "1.0.2-dev"}
+	if changes, _ := Adapt(s, Crun, Host{MaxOCIVersion: "1.1.0"}); s.Version != "1.0.2-dev" || len(changes) != 0 {
+		t.Fatalf("an older version was changed: %s %v", s.Version, changes)
+	}
+}
