@@ -44,6 +44,7 @@ type Record struct {
 	Error     string    `json:"error,omitempty"`
 	Policy    string    `json:"policy,omitempty"`
 	Runtime   string    `json:"runtime,omitempty"` // the binary the container was handed to
+	PidFile   string    `json:"pidFile,omitempty"` // where the runtime writes the init pid
 	*profiles.Outcome
 }
 

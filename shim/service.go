@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -100,7 +101,8 @@ func failure(format string, args ...any) error {
 func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	start := time.Now()
 	ns, _ := namespaces.Namespace(ctx)
-	rec := node.Record{Time: start.UTC(), Event: node.EventCreate, Entry: entry, ID: r.ID, Namespace: ns, Bundle: r.Bundle}
+	rec := node.Record{Time: start.UTC(), Event: node.EventCreate, Entry: entry, ID: r.ID, Namespace: ns, Bundle: r.Bundle,
+		PidFile: filepath.Join(r.Bundle, "init.pid")} // the runc shim's pid file
 	if s.configErr != nil {
 		rec.Result, rec.Error = node.ResultError, s.configErr.Error()
 		s.record(ctx, nil, rec)

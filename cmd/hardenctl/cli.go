@@ -41,6 +41,8 @@ func init() {
 		cmdDiff,
 		cmdApply,
 		cmdExplain,
+		cmdPs,
+		cmdInspect,
 		cmdAppArmorShow,
 		cmdAppArmorLoad,
 		cmdVersion,

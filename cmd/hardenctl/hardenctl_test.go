@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/harden-dev/harden/node"
 	"github.com/harden-dev/harden/profiles"
 	"github.com/harden-dev/harden/spec"
 )
@@ -742,4 +743,61 @@ func engineContainer(root, engine string) string {
 		}
 	}
 	return ""
+}
+
+// TestPsInspect points a container record at a live process (a sleep this
+// test starts) and checks that ps and inspect show the decision and what
+// the kernel reports for that process.
+func TestPsInspect(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("StateDir = %q\nDecisionLog = \"off\"\n", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	pidFile := filepath.Join(dir, "init.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprint(sleep.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := profiles.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_NET_RAW", "CAP_KILL"}}},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "ipc"}, {Type: "network"}, {Type: "mount"}}}}
+	out, err := c.Harden(s, spec.Identity{ID: "web-1"}, spec.Host{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &node.Recorder{StateDir: dir}
+	if err := rc.SaveState(node.Record{ID: "web-1", Namespace: "default", Event: node.EventCreate, Result: node.ResultHardened, PidFile: pidFile, Outcome: out}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := hardenctl(t, "", "ps", "--config", cfg)
+	r.want(t, 0)
+	r.has(t, "stdout", "web-1", fmt.Sprint(sleep.Process.Pid), "hardened", "baseline")
+
+	// The sleep runs on the host without seccomp or no_new_privileges: the
+	// kernel view disagrees with the decision, and inspect says so.
+	r = hardenctl(t, "", "inspect", "web-1", "--config", cfg)
+	r.want(t, 0)
+	r.has(t, "stdout", "What the kernel reports", "Seccomp", "off", "MISMATCH: seccomp mode is 0")
+
+	r = hardenctl(t, "", "inspect", "web-1", "--config", cfg, "--json")
+	r.want(t, 0)
+	var e struct {
+		Running bool `json:"running"`
+		Posture struct {
+			Pid int `json:"pid"`
+		} `json:"posture"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &e); err != nil || !e.Running || e.Posture.Pid != sleep.Process.Pid {
+		t.Fatalf("inspect --json: %v %+v", err, e)
+	}
+	hardenctl(t, "", "inspect", "nope", "--config", cfg).want(t, 1)
 }
