@@ -89,7 +89,9 @@ func (s *Service) policy(path string) *node.PolicyCache {
 // service's errors travel the same way (errgrpc), and ctr, crictl, docker
 // and kubelet events print the message.
 func refusal(err error) error {
-	return errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied))
+	// One %w only: errgrpc renders an error that wraps several as several
+	// lines ("permission denied" repeated under the message).
+	return errgrpc.ToGRPC(fmt.Errorf("%v: %w", err, errdefs.ErrPermissionDenied))
 }
 
 func failure(format string, args ...any) error {
