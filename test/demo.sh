@@ -1,84 +1,74 @@
 #!/usr/bin/env bash
-# demo.sh: the same busybox container, as containerd's `ctr run` would create
-# it, run under runc 1.4.0 before and after harden applies its embedded
-# default policy. What it prints is what the kernel reports inside.
-# `make demo` runs it after `make deps` and `make build`.
+# demo.sh: one busybox container started by containerd 2.4.2 (`ctr run`), once
+# under the plain runc shim (io.containerd.runc.v2) and once under harden
+# (io.containerd.harden.v2) with its embedded default policy. What it prints
+# is what the kernel reports inside each, the decision harden recorded, and
+# what harden refuses. `make demo` runs it after `make deps` and `make build`.
+# Everything runs on a private containerd in a temp dir, removed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 HARDEN_CACHE=${HARDEN_CACHE:-/var/cache/harden}
 # shellcheck source=/dev/null
 source "$HARDEN_CACHE/env.sh"
-hardenctl=$repo/bin/hardenctl
-runc=$HARDEN_RUNC
 
 bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
 [[ -t 1 && -z ${NO_COLOR:-} ]] || bold='' dim='' off=''
 say() { printf '\n%s== %s ==%s\n' "$bold" "$*" "$off"; }
 
-work=$(mktemp -d /tmp/harden-demo.XXXXXX)
-state=$work/runc-state
-ids=()
+work=$(mktemp -d /tmp/hdemo.XXXXXX)
 cleanup() {
-	for id in "${ids[@]}"; do "$runc" --root "$state" delete --force "$id" >/dev/null 2>&1 || true; done
+	"$here/env/containerd.sh" stop "$work/c" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The probe the container runs: what the kernel says about this process.
+# harden's node configuration for this demo: everything inside $work. With
+# no PolicyPath and no /etc/harden/policy.yaml the embedded default applies.
+cat >"$work/harden.toml" <<TOML
+DecisionLog = "$work/decisions.log"
+StateDir = "$work/state"
+Root = "$work/c/runc"
+TOML
+export HARDEN_CONFIG=$work/harden.toml
+HARDEN_EXTRA_PATH=$repo/bin "$here/env/containerd.sh" start "$work/c" >"$work/containerd-start.log" 2>&1 ||
+	{ cat "$work/containerd-start.log" >&2; exit 1; }
+# shellcheck source=/dev/null
+source "$work/c/env.sh"
+ctr() { "$HARDEN_CTR" --address "$CONTAINERD_ADDRESS" "$@" 2> >(grep -v DEPRECATION >&2); }
+
+# The probe: what the kernel says about the container's process, and what
+# a few escape steps get.
 probe='
 caps() { grep "^$1:" /proc/self/status | cut -f2; }
-echo "CapBnd=$(caps CapBnd)"
-echo "CapEff=$(caps CapEff)"
+echo "CapBnd (bounding capabilities)=$(caps CapBnd)"
+echo "CapEff (effective capabilities)=$(caps CapEff)"
 echo "NoNewPrivs=$(caps NoNewPrivs)"
-echo "Seccomp=$(caps Seccomp)"
-echo "pids.max (fork bomb bound)=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo ?)"
-if awk "\$5 == \"/proc/interrupts\" { f = 1 } END { exit !f }" /proc/self/mountinfo; then echo "/proc/interrupts (IRQ side channel)=masked"; else echo "/proc/interrupts (IRQ side channel)=readable"; fi
-if unshare -U true 2>/dev/null; then echo "unshare(user ns)=allowed"; else echo "unshare(user ns)=blocked"; fi
+echo "Seccomp (0 off, 2 filter)=$(caps Seccomp)"
+if unshare -U true 2>/dev/null; then echo "unshare a user namespace=allowed"; else echo "unshare a user namespace=blocked"; fi
 if ping -c1 -W1 127.0.0.1 >/dev/null 2>&1; then echo "raw ICMP socket (ping)=allowed"; else echo "raw ICMP socket (ping)=blocked"; fi
-if mknod /tmp/sda b 8 0 2>/dev/null; then echo "mknod block device=allowed"; else echo "mknod block device=blocked"; fi
+if mknod /tmp/sda b 8 0 2>/dev/null; then echo "mknod a block device=allowed"; else echo "mknod a block device=blocked"; fi
+if chroot / true 2>/dev/null; then echo "chroot=allowed"; else echo "chroot=blocked"; fi
 '
 
-# make_bundle DIR ID: the captured ctr-run spec, pointed at a private busybox
-# rootfs, with the probe as its process and a read-only cgroup mount added so
-# the probe can read its own pids limit (ctr's spec has none on cgroup v1).
-make_bundle() {
-	local dir=$1 id=$2
-	mkdir -p "$dir"
-	cp -a "$HARDEN_IMAGES/busybox-rootfs" "$dir/rootfs"
-	jq --arg root "$dir/rootfs" --arg cg "/harden-demo/$id" --arg probe "$probe" \
-		'.root.path = $root | .linux.cgroupsPath = $cg | .process.terminal = false | .process.args = ["/bin/sh", "-c", $probe]
-		 | .mounts += [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}]' \
-		"$repo/spec/testdata/engines/ctr-run-default.json" >"$dir/config.json"
-}
-
-run() { # run DIR ID
-	ids+=("$2")
-	"$runc" --root "$state" run --bundle "$1" "$2"
-}
-
-say "The container: busybox, with the spec containerd 2.4.2 writes for \`ctr run\` (no seccomp at all)"
-echo "${dim}spec: spec/testdata/engines/ctr-run-default.json; policy: harden's embedded default (profile baseline, enforce)${off}"
-
-make_bundle "$work/before" demo-before-$$
-cp -a "$work/before/config.json" "$work/original.json"
-make_bundle "$work/after" demo-after-$$
-
-say "What harden does to it (hardenctl diff)"
-"$hardenctl" diff --spec "$work/after/config.json" || true
-
-"$hardenctl" apply --bundle "$work/after" >/dev/null
-
-say "Inside the container: plain runc vs. hardened"
-run "$work/before" demo-before-$$ >"$work/before.out"
-run "$work/after" demo-after-$$ >"$work/after.out"
-printf '%s%-38s %-20s %-20s%s\n' "$bold" "what the kernel reports" "before (plain)" "after (harden)" "$off"
-paste -d'\n' "$work/before.out" "$work/after.out" | paste - - | while IFS=$'\t' read -r b a; do
-	printf '%-38s %-20s %-20s\n' "${b%%=*}" "${b#*=}" "${a#*=}"
+say "The same busybox container, started with \`ctr run\` under the plain runc shim and under harden"
+echo "${dim}containerd 2.4.2, runc 1.4.0; harden policy: embedded default (profile baseline, enforce)${off}"
+ctr run --rm $HARDEN_CTR_RUN_FLAGS --runtime io.containerd.runc.v2 "$HARDEN_BUSYBOX_IMAGE" demo-plain sh -c "$probe" >"$work/plain.out"
+ctr run --rm $HARDEN_CTR_RUN_FLAGS --runtime io.containerd.harden.v2 "$HARDEN_BUSYBOX_IMAGE" demo-hardened sh -c "$probe" >"$work/hardened.out"
+printf '%s%-36s %-20s %-20s%s\n' "$bold" "what the kernel reports" "io.containerd.runc.v2" "io.containerd.harden.v2" "$off"
+paste -d'\t' "$work/plain.out" "$work/hardened.out" | while IFS=$'\t' read -r b a; do
+	printf '%-36s %-20s %-20s\n' "${b%%=*}" "${b#*=}" "${a#*=}"
 done
 
-say "What harden refuses: a privileged container (CRI spec with privileged: true)"
-"$hardenctl" diff --spec "$repo/spec/testdata/engines/cri-container-privileged.json" 2>/dev/null | sed -n '/^REFUSED/,$p' || true
+say "Why: the decision harden recorded for demo-hardened (decision log, one JSON line per decision)"
+jq -r 'select(.id == "demo-hardened") |
+	"rule \(.decision.rule) -> profile \(.decision.profile), mode \(.decision.mode), backend \(.decision.backend): \(.result)",
+	(.changes[] | "  \(.rule): \(.op) \(.path) \(if .op == "set" then "-> \(.after)" else (.before // .after | tostring) end | .[0:70])")' \
+	"$work/decisions.log"
+
+say "What harden refuses: \`ctr run --privileged\`"
+ctr run --rm $HARDEN_CTR_RUN_FLAGS --privileged --runtime io.containerd.harden.v2 "$HARDEN_BUSYBOX_IMAGE" demo-privileged true 2>&1 |
+	sed 's/; rule /;\n    rule /g' || true
 
 echo
-echo "${dim}Rerun with: make demo. Explain a decision: bin/hardenctl explain --spec FILE. Policy reference: docs/policy.md${off}"
+echo "${dim}Rerun: make demo. Try a spec: bin/hardenctl diff --spec spec/testdata/engines/docker29-default.json. Policy reference: docs/policy.md${off}"
