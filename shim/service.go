@@ -222,24 +222,11 @@ func (s *Service) allowUnhardened(ctx context.Context, cfg node.Config, err erro
 // engine builds the process from the spec it stored, not from the hardened
 // bundle, so without this an exec would get the engine's capabilities.
 func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*ptypes.Empty, error) {
-	ns, _ := namespaces.Namespace(ctx)
-	rec := node.Record{Time: time.Now().UTC(), Event: node.EventExec, Entry: entry, ID: r.ID, ExecID: r.ExecID, Namespace: ns}
-	c, cfg, pol, err := s.lookup(r.ID)
-	rc := cfg.Recorder()
-	if err == nil {
-		rec.Bundle, rec.Policy = c.bundle, pol.Source
-		err = s.hardenExec(r, c, cfg, pol, &rec)
-	}
+	rec, rc, err := s.hardenExisting(ctx, node.EventExec, r.ID, r.ExecID, func(c *container, cfg node.Config, pol *profiles.Compiled, rec *node.Record) error {
+		return s.hardenExec(r, c, cfg, pol, rec)
+	})
 	if err != nil {
-		if rec.Result == "" {
-			rec.Result = node.ResultError
-		}
-		rec.Error = err.Error()
-		s.record(ctx, rc, rec)
-		if errors.Is(err, spec.ErrPolicyViolation) {
-			return nil, refusal(err)
-		}
-		return nil, failure("exec %s in %s: %v", r.ExecID, r.ID, err)
+		return nil, err
 	}
 	resp, err := s.TTRPCTaskService.Exec(ctx, r)
 	if err != nil {
@@ -247,6 +234,32 @@ func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 	}
 	s.record(ctx, rc, rec)
 	return resp, err
+}
+
+// hardenExisting runs apply for a request on a container harden created,
+// and turns a failure into the recorded error the engine sees. On success
+// the caller records the decision once the runtime has answered.
+func (s *Service) hardenExisting(ctx context.Context, event, id, execID string, apply func(*container, node.Config, *profiles.Compiled, *node.Record) error) (node.Record, *node.Recorder, error) {
+	ns, _ := namespaces.Namespace(ctx)
+	rec := node.Record{Time: time.Now().UTC(), Event: event, Entry: entry, ID: id, ExecID: execID, Namespace: ns}
+	c, cfg, pol, err := s.lookup(id)
+	rc := cfg.Recorder()
+	if err == nil {
+		rec.Bundle, rec.Policy = c.bundle, pol.Source
+		err = apply(c, cfg, pol, &rec)
+	}
+	if err == nil {
+		return rec, rc, nil
+	}
+	if rec.Result == "" {
+		rec.Result = node.ResultError
+	}
+	rec.Error = err.Error()
+	s.record(ctx, rc, rec)
+	if errors.Is(err, spec.ErrPolicyViolation) {
+		return rec, rc, refusal(err)
+	}
+	return rec, rc, failure("%s %s: %v", event, id, err)
 }
 
 func (s *Service) hardenExec(r *taskAPI.ExecProcessRequest, c *container, cfg node.Config, pol *profiles.Compiled, rec *node.Record) error {
@@ -276,24 +289,11 @@ func (s *Service) hardenExec(r *taskAPI.ExecProcessRequest, c *container, cfg no
 
 // Update holds a resource update at or below the profile's ceilings.
 func (s *Service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*ptypes.Empty, error) {
-	ns, _ := namespaces.Namespace(ctx)
-	rec := node.Record{Time: time.Now().UTC(), Event: node.EventUpdate, Entry: entry, ID: r.ID, Namespace: ns}
-	c, cfg, pol, err := s.lookup(r.ID)
-	rc := cfg.Recorder()
-	if err == nil {
-		rec.Bundle, rec.Policy = c.bundle, pol.Source
-		err = s.hardenUpdate(r, c, pol, &rec)
-	}
+	rec, rc, err := s.hardenExisting(ctx, node.EventUpdate, r.ID, "", func(c *container, _ node.Config, pol *profiles.Compiled, rec *node.Record) error {
+		return s.hardenUpdate(r, c, pol, rec)
+	})
 	if err != nil {
-		if rec.Result == "" {
-			rec.Result = node.ResultError
-		}
-		rec.Error = err.Error()
-		s.record(ctx, rc, rec)
-		if errors.Is(err, spec.ErrPolicyViolation) {
-			return nil, refusal(err)
-		}
-		return nil, failure("update %s: %v", r.ID, err)
+		return nil, err
 	}
 	resp, err := s.TTRPCTaskService.Update(ctx, r)
 	if err != nil {
