@@ -97,7 +97,7 @@ func TestReadBundleMissing(t *testing.T) {
 // must never be carried into the output next to harden's value.
 func TestUnknownFieldsCannotShadowKnownOnes(t *testing.T) {
 	in := []byte(`{"ociVersion":"1.2.0","futureField":1,"process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0},"nonewprivileges":false},` +
-		`"linux":{"maskedpaths":[],"seccomp":{"defaultaction":"SCMP_ACT_ALLOW","defaultAction":"SCMP_ACT_ALLOW"}}}`)
+		`"linux":{"maskedpaths":[],"seccomp":{"DEFAULTACTION":"SCMP_ACT_ALLOW"}}}`)
 	d, err := Parse(in)
 	if err != nil {
 		t.Fatal(err)
@@ -118,5 +118,29 @@ func TestUnknownFieldsCannotShadowKnownOnes(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte(`"futureField":1`)) {
 		t.Fatalf("real unknown field lost:\n%s", out)
+	}
+}
+
+// TestDuplicateKeysRefused: runc's decoder (encoding/json) matches keys
+// without regard to case and keeps the last; a spec that names a field twice
+// could show harden one value and runc another. Such a spec is refused.
+func TestDuplicateKeysRefused(t *testing.T) {
+	for name, in := range map[string]string{
+		"exact":          `{"process":{"noNewPrivileges":true,"noNewPrivileges":false}}`,
+		"case variant":   `{"process":{"noNewPrivileges":true,"nonewprivileges":false}}`,
+		"with unknown":   `{"future":1,"process":{"noNewPrivileges":true,"NoNewPrivileges":false}}`,
+		"nested seccomp": `{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","DefaultAction":"SCMP_ACT_ALLOW"}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if d, err := Parse([]byte(in)); err == nil {
+				t.Fatalf("duplicate key accepted: %+v", d.Spec.Process)
+			}
+		})
+	}
+	// One key in another case than the runtime-spec tag is what runc
+	// accepts, and so does harden.
+	d, err := Parse([]byte(`{"process":{"NoNewPrivileges":true,"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}}}`))
+	if err != nil || !d.Spec.Process.NoNewPrivileges {
+		t.Fatalf("case-insensitive key: %v", err)
 	}
 }
