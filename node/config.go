@@ -47,6 +47,12 @@ type Config struct {
 	// to apply it.
 	FailurePolicy string `toml:"FailurePolicy,omitempty"`
 
+	// RuntimeHandler names the CRI runtime handler this configuration
+	// belongs to (set it in each handler's options table). containerd does
+	// not write the handler into the spec, so this is how rules that match
+	// runtimeHandlers see it; a workload cannot set it.
+	RuntimeHandler string `toml:"RuntimeHandler,omitempty"`
+
 	// BinaryName is the runc binary for the runc backend (default "runc"
 	// on PATH).
 	BinaryName string `toml:"BinaryName,omitempty"`
@@ -142,6 +148,7 @@ func (c Config) Merge(o Config) Config {
 	set(&out.DecisionLog, o.DecisionLog)
 	set(&out.StateDir, o.StateDir)
 	set(&out.FailurePolicy, o.FailurePolicy)
+	set(&out.RuntimeHandler, o.RuntimeHandler)
 	set(&out.BinaryName, o.BinaryName)
 	set(&out.CrunPath, o.CrunPath)
 	set(&out.RunscPath, o.RunscPath)

@@ -172,12 +172,16 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	id := spec.IdentityFromSpec(doc.Spec)
-	id.ID, id.EngineNamespace = r.ID, ns
-	if id.Engine == spec.EngineUnknown && ns == "moby" {
-		id.Engine = spec.EngineDocker
-	}
+	id := identify(doc.Spec, r.ID, ns, cfg)
 	d, _, _ := pol.Decide(id)
+	if d.Backend == spec.Runsc && id.ContainerType == spec.TypeContainer && id.SandboxID != "" {
+		// `runsc start` of a container that joins a sandbox hands runsc's
+		// own stdio to it, and the runc task service waits for start's
+		// output to end: the start would hang and the logs go nowhere.
+		err := fmt.Errorf("rule %q picks backend runsc for a container in pod sandbox %s: runsc cannot run pod containers under the runc shim (use gVisor's containerd-shim-runsc-v1 as the pod's runtime)", d.Rule, id.SandboxID)
+		rec.Result, rec.Error = node.ResultError, err.Error()
+		return nil, "", err
+	}
 	out, herr := pol.Harden(doc.Spec, id, cfg.Host(d.Backend))
 	rec.Outcome = out
 	rec.Result = node.ResultOf(out, herr)
@@ -197,6 +201,21 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		return nil, "", err
 	}
 	return &container{bundle: r.Bundle, identity: id, config: cfg}, binary, nil
+}
+
+// identify builds a container's identity from its spec and what only the
+// shim knows: the ID, the containerd namespace and the runtime handler its
+// options name.
+func identify(s *specs.Spec, id, ns string, cfg node.Config) spec.Identity {
+	ident := spec.IdentityFromSpec(s)
+	ident.ID, ident.EngineNamespace = id, ns
+	if ident.RuntimeHandler == "" {
+		ident.RuntimeHandler = cfg.RuntimeHandler
+	}
+	if ident.Engine == spec.EngineUnknown && ns == "moby" {
+		ident.Engine = spec.EngineDocker
+	}
+	return ident
 }
 
 // allowUnhardened applies failurePolicy to an error that is not a refusal:

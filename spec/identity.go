@@ -51,7 +51,6 @@ const (
 	annCRIContainer     = "io.kubernetes.cri.container-name"
 	annCRIImage         = "io.kubernetes.cri.image-name"
 	annCRISandboxImage  = "io.kubernetes.cri.podsandbox.image-name"
-	annCRIHandler       = "io.containerd.cri.runtime-handler"
 
 	annCRIOContainerType = "io.kubernetes.cri-o.ContainerType"
 	annCRIOImage         = "io.kubernetes.cri-o.ImageName"
@@ -87,7 +86,9 @@ func IdentityFromSpec(s *specs.Spec) Identity {
 		if id.ContainerType == TypeSandbox {
 			id.Image = a[annCRISandboxImage]
 		}
-		id.RuntimeHandler = a[annCRIHandler]
+		// containerd does not write the runtime handler into the spec
+		// (its io.containerd.cri.runtime-handler is a pod annotation a
+		// workload could set): the shim fills it from the handler's options.
 	case a[annCRIOContainerType] != "":
 		id.Engine = EngineCRIO
 		id.ContainerType = a[annCRIOContainerType]
