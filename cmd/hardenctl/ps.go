@@ -249,4 +249,3 @@ func short(id string) string {
 	}
 	return id
 }
-
