@@ -245,3 +245,25 @@ func TestAppArmorTextParses(t *testing.T) {
 		t.Fatalf("LoadAppArmor on a host without AppArmor: %v", err)
 	}
 }
+
+// TestBuiltinFiltersCompile compiles the built-in filters with libseccomp
+// for each capability set moby's profile treats specially (the loader
+// skips this for built-ins without deltas, to keep shim starts fast).
+func TestBuiltinFiltersCompile(t *testing.T) {
+	capSets := [][]string{nil, {"CAP_NET_BIND_SERVICE"}, BaselineCapabilities, spec.AllCapabilities}
+	for _, base := range []string{SeccompRuntimeDefault, SeccompStrict} {
+		for _, caps := range capSets {
+			src, err := loadSeccompSource(Seccomp{Profile: base}, caps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Compile(f, false); err != nil {
+				t.Errorf("%s with %d capabilities does not compile: %v", base, len(caps), err)
+			}
+		}
+	}
+}
