@@ -45,6 +45,9 @@ type Record struct {
 	Policy    string    `json:"policy,omitempty"`
 	Runtime   string    `json:"runtime,omitempty"` // the binary the container was handed to
 	PidFile   string    `json:"pidFile,omitempty"` // where the runtime writes the init pid
+	// HardenMicros is the time harden itself took (read, decide, harden,
+	// write), before handing over to the runtime.
+	HardenMicros int64 `json:"hardenMicros,omitempty"`
 	*profiles.Outcome
 }
 

@@ -65,7 +65,22 @@ func NewService(inner taskAPI.TTRPCTaskService, publisher shim.Publisher) *Servi
 		containers:       map[string]*container{},
 	}
 	s.nodeConfig, s.configErr = node.LoadConfig(nodeConfigPath(), true)
+	go s.warmUp()
 	return s
+}
+
+// warmUp loads the node's policy and exercises the spec codec while
+// containerd is still setting the task up, so the first Create does not pay
+// for a cold policy load (a few ms) and the JSON codec's first use. Each
+// `ctr run` and Docker container gets a new shim, so this is on every start.
+func (s *Service) warmUp() {
+	if s.configErr != nil {
+		return
+	}
+	_, _ = s.policy(s.nodeConfig.Policy()).Get()
+	if d, err := spec.Parse([]byte(`{"ociVersion":"1.0.0","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}}}`)); err == nil {
+		_, _ = d.Marshal()
+	}
 }
 
 // RegisterTTRPC serves the wrapped task API.
@@ -138,6 +153,7 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		c = &container{bundle: r.Bundle, identity: spec.Identity{ID: r.ID, EngineNamespace: ns}, config: cfg}
 	}
 	rec.Runtime = binary
+	rec.HardenMicros = time.Since(start).Microseconds()
 	if r.Options, err = runcOptions(cfg, binary); err != nil {
 		return nil, failure("%v", err)
 	}
@@ -395,13 +411,20 @@ func (s *Service) record(ctx context.Context, rc *node.Recorder, rec node.Record
 		entry.WithError(err).Warn("harden: write decision log")
 	}
 	if s.publisher != nil {
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err == nil {
-			if ev, err := structpb.NewStruct(m); err == nil {
-				if err := s.publisher.Publish(ctx, DecisionTopic, ev); err != nil {
-					entry.WithError(err).Debug("harden: publish decision event")
-				}
+		// Off the request path: publishing is a round trip to containerd,
+		// and the event carries nothing the caller waits for.
+		go func(ctx context.Context) {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				return
 			}
-		}
+			ev, err := structpb.NewStruct(m)
+			if err != nil {
+				return
+			}
+			if err := s.publisher.Publish(ctx, DecisionTopic, ev); err != nil {
+				entry.WithError(err).Debug("harden: publish decision event")
+			}
+		}(context.WithoutCancel(ctx))
 	}
 }
