@@ -37,7 +37,7 @@ test: ## install what is needed, then run every test (what CI runs)
 	@awk '{p += $$1; f += $$2; s += $$3} END {printf "all suites: %d passed, %d failed, %d skipped\n", p, f, s}' $(HARDEN_SUMMARY)
 
 unit: ## unit, golden and fuzz-seed tests (no daemons)
-	$(GO) test -count=1 -v ./spec/... ./profiles/... ./cmd/... 2>&1 | test/summary.sh
+	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./cmd/... 2>&1 | test/summary.sh
 
 integration: build ## run hardened specs under real runc and crun and read what the kernel shows
 	$(GO) test -count=1 -v -timeout 20m ./test/integration/... 2>&1 | test/summary.sh
@@ -45,8 +45,9 @@ integration: build ## run hardened specs under real runc and crun and read what 
 e2e: build ## end-to-end suites against real containerd, Docker and Kubernetes CRI (see test/)
 	@if [ -d test/e2e ]; then $(GO) test -count=1 -v -timeout 40m ./test/e2e/... 2>&1 | test/summary.sh; else echo "e2e: no suites yet"; fi
 
-bench: build ## benchmarks; results and how to read them are in docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./profiles/... ./spec/...
+bench: deps build ## benchmarks: decision cost (Go) and container start vs the runc shim; see docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./profiles/...
+	test/bench/start.sh $(or $(ROUNDS),40)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./spec
