@@ -314,7 +314,11 @@ func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
 // where sel replaces rather than narrows: the seccomp filter and the LSM
 // labels. Everything else composes by intersection.
 func tightens(base, sel *Resolved) error {
-	if base.seccomp != nil && sel.seccomp != nil {
+	if base.seccomp != nil && sel.seccomp != nil && base.seccomp.pureBuiltin() && sel.seccomp.pureBuiltin() {
+		if !builtinTightens(base.seccomp.base, sel.seccomp.base) {
+			return fmt.Errorf("its seccomp filter %s allows syscalls the rule's %s does not", sel.seccomp.base, base.seccomp.base)
+		}
+	} else if base.seccomp != nil && sel.seccomp != nil {
 		caps := base.caps
 		probe := func(src *seccompSource) ([]string, error) {
 			f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})

@@ -267,3 +267,32 @@ func TestBuiltinFiltersCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestBuiltinTightensTable holds the load-time shortcut for built-in
+// filters to the general comparison of allowed syscall names and default
+// actions.
+func TestBuiltinTightensTable(t *testing.T) {
+	names := []string{SeccompRuntimeDefault, SeccompStrict}
+	for _, caps := range [][]string{nil, BaselineCapabilities, spec.AllCapabilities} {
+		for _, b := range names {
+			for _, s := range names {
+				gen := func(name string) *specs.LinuxSeccomp {
+					src, err := loadSeccompSource(Seccomp{Profile: name}, caps)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return f
+				}
+				bf, sf := gen(b), gen(s)
+				general := len(missing(allowedNames(bf), allowedNames(sf))) == 0 && actionRank(sf.DefaultAction) >= actionRank(bf.DefaultAction)
+				if general != builtinTightens(b, s) {
+					t.Errorf("%s under %s (%d caps): general comparison says %v, the table %v", s, b, len(caps), general, builtinTightens(b, s))
+				}
+			}
+		}
+	}
+}

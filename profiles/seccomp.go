@@ -152,18 +152,32 @@ func loadSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error)
 	// built-in filters without deltas are constant and compiled by the
 	// tests (TestBuiltinFiltersCompile) for every capability set that
 	// changes them; compiling them here cost every new shim process ~15ms.
+	if src.pureBuiltin() {
+		return src, nil
+	}
 	probe := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: allowedCaps}}}
 	filter, err := src.generate(probe)
 	if err != nil {
 		return nil, err
 	}
-	if src.base != "" && len(sc.Allow) == 0 && len(sc.Deny) == 0 {
-		return src, nil
-	}
 	if err := Compile(filter, src.file != nil); err != nil {
 		return nil, fmt.Errorf("seccomp profile %s: %w", sc.Profile, err)
 	}
 	return src, nil
+}
+
+// pureBuiltin reports a built-in filter with no deltas: constant, so
+// validated by the tests rather than on every load.
+func (src *seccompSource) pureBuiltin() bool {
+	return src.base != "" && src.file == nil && len(src.allow) == 0 && len(src.deny) == 0
+}
+
+// builtinTightens says whether built-in filter sel allows no more than
+// built-in filter base: strict is runtime-default with syscalls taken away
+// and the same default action (TestBuiltinTightensTable checks this against
+// the general comparison).
+func builtinTightens(base, sel string) bool {
+	return base == sel || (base == SeccompRuntimeDefault && sel == SeccompStrict)
 }
 
 // build returns the filter for s. The result depends only on the bounding

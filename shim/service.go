@@ -77,11 +77,24 @@ func (s *Service) warmUp() {
 	if s.configErr != nil {
 		return
 	}
-	_, _ = s.policy(s.nodeConfig.Policy()).Get()
-	if d, err := spec.Parse([]byte(`{"ociVersion":"1.0.0","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0}}}`)); err == nil {
-		_, _ = d.Marshal()
+	pol, err := s.policy(s.nodeConfig.Policy()).Get()
+	if err != nil {
+		return
 	}
+	// A container with the capabilities engines grant by default: after
+	// hardening it has the profile's set, the key its seccomp filter is
+	// cached under, so the first real container finds the filter built.
+	d, err := spec.Parse(warmUpSpec)
+	if err != nil {
+		return
+	}
+	_, _ = pol.Harden(d.Spec, spec.IdentityFromSpec(d.Spec), s.nodeConfig.Host(spec.Runc))
+	_, _ = d.Marshal()
 }
+
+var warmUpSpec = []byte(`{"ociVersion":"1.0.0","process":{"args":["true"],"cwd":"/","user":{"uid":0,"gid":0},
+"capabilities":{"bounding":["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER","CAP_MKNOD","CAP_NET_RAW","CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT","CAP_KILL","CAP_AUDIT_WRITE"]}},
+"linux":{"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network"}]}}`)
 
 // RegisterTTRPC serves the wrapped task API.
 func (s *Service) RegisterTTRPC(server *ttrpc.Server) error {
