@@ -6,12 +6,9 @@ package main
 import (
 	"context"
 
-	"github.com/containerd/containerd/v2/pkg/shim"
-
 	hshim "github.com/harden-dev/harden/shim"
 )
 
 func main() {
-	hshim.Register()
-	shim.RunShim(context.Background(), hshim.NewManager())
+	hshim.Main(context.Background())
 }
