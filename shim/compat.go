@@ -18,7 +18,7 @@ import (
 
 // Main runs the shim. containerd's pkg/shim (2.3+) answers `start` only in
 // the bootstrap protocol: BootstrapParams (protobuf) on stdin, a
-// BootstrapResult on stdout. containerd 2.0 to 2.2 send the runtime options
+// BootstrapResult on stdout. containerd 1.7 to 2.2 send the runtime options
 // (a protobuf Any, or nothing) on stdin and read JSON or a plain address, so
 // a shim built on pkg/shim 2.3+ fails under them (containerd issue 13763).
 // Main serves `start` for those daemons itself and leaves everything else,
@@ -97,9 +97,11 @@ func isBootstrap(input []byte, f shimFlags) bool {
 	return p.GetInstanceID() == f.id && p.GetNamespace() == f.namespace
 }
 
-// legacyStart serves `start` for containerd 2.0-2.2: build the bootstrap
+// legacyStart serves `start` for containerd 1.7-2.2: build the bootstrap
 // parameters from the flags and environment, start the shim, and answer in
-// JSON with task API version 3, which those daemons speak.
+// JSON with version 2. Nothing at start tells 1.7 (task API v2 only) from
+// 2.0-2.2 (v2 or v3; both set MAX_SHIM_VERSION=2), so the answer is the one
+// every one of them takes, and the shim serves task API v2 next to v3.
 func legacyStart(ctx context.Context, f shimFlags, input []byte, stdout io.Writer) error {
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("start: -namespace and -id are required")
@@ -130,11 +132,7 @@ func legacyStart(ctx context.Context, f shimFlags, input []byte, stdout io.Write
 	if err != nil {
 		return err
 	}
-	version := res.GetVersion()
-	if version == 0 {
-		version = 3
-	}
-	b, err := json.Marshal(map[string]any{"version": version, "address": res.GetAddress(), "protocol": res.GetProtocol()})
+	b, err := json.Marshal(map[string]any{"version": 2, "address": res.GetAddress(), "protocol": res.GetProtocol()})
 	if err != nil {
 		return err
 	}

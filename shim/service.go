@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	taskv2 "github.com/containerd/containerd/api/runtime/task/v2"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
@@ -96,9 +97,11 @@ var warmUpSpec = []byte(`{"ociVersion":"1.0.0","process":{"args":["true"],"cwd":
 "capabilities":{"bounding":["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER","CAP_MKNOD","CAP_NET_RAW","CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT","CAP_KILL","CAP_AUDIT_WRITE"]}},
 "linux":{"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network"}]}}`)
 
-// RegisterTTRPC serves the wrapped task API.
+// RegisterTTRPC serves the wrapped task API, as v3 (containerd 2.x) and
+// as v2 (containerd 1.7, and 2.0-2.2 through the legacy start answer).
 func (s *Service) RegisterTTRPC(server *ttrpc.Server) error {
 	taskAPI.RegisterTTRPCTaskService(server, s)
+	taskv2.RegisterTTRPCTaskService(server, taskV2{s})
 	return nil
 }
 

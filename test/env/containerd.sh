@@ -28,8 +28,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
-CONTAINERD=${HARDEN_CONTAINERD:-$HARDEN_BIN/containerd}
-CTR=${HARDEN_CTR:-$HARDEN_BIN/ctr}
+# HARDEN_MATRIX_BIN (a directory with another containerd build and its ctr,
+# e.g. for the version matrix) wins over env.sh's pinned build.
+CONTAINERD=${HARDEN_MATRIX_BIN:+$HARDEN_MATRIX_BIN/containerd}
+CONTAINERD=${CONTAINERD:-${HARDEN_CONTAINERD:-$HARDEN_BIN/containerd}}
+CTR=${HARDEN_MATRIX_BIN:+$HARDEN_MATRIX_BIN/ctr}
+CTR=${CTR:-${HARDEN_CTR:-$HARDEN_BIN/ctr}}
 RUNC=${HARDEN_RUNC:-$HARDEN_BIN/runc}
 MARKER=.harden-containerd
 
