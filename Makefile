@@ -42,7 +42,7 @@ test: ## install what is needed, then run every test (what CI runs)
 	@awk '{p += $$1; f += $$2; s += $$3} END {printf "all suites: %d passed, %d failed, %d skipped\n", p, f, s}' $(HARDEN_SUMMARY)
 
 unit: ## unit, golden and fuzz-seed tests (no daemons)
-	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./cmd/... 2>&1 | test/summary.sh
+	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./runcwrap/... ./cmd/... 2>&1 | test/summary.sh
 
 integration: build ## run hardened specs under real runc and crun and read what the kernel shows
 	$(GO) test -count=1 -v -timeout 20m ./test/integration/... 2>&1 | test/summary.sh
@@ -65,6 +65,7 @@ bench: deps build ## benchmarks: decision cost (Go) and container start vs the r
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./spec
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadPolicy$$' -fuzztime $(FUZZTIME) ./profiles
+	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZTIME) ./runcwrap
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -45,6 +45,9 @@ type Record struct {
 	Policy    string    `json:"policy,omitempty"`
 	Runtime   string    `json:"runtime,omitempty"` // the binary the container was handed to
 	PidFile   string    `json:"pidFile,omitempty"` // where the runtime writes the init pid
+	// Root is the runtime's state directory (runc --root) for containers
+	// harden-runc created: later commands find the record by ID and root.
+	Root string `json:"root,omitempty"`
 	// HardenMicros is the time harden itself took (read, decide, harden,
 	// write), before handing over to the runtime.
 	HardenMicros int64 `json:"hardenMicros,omitempty"`
@@ -142,6 +145,35 @@ func (rc *Recorder) RemoveState(namespace, id string) error {
 		return err
 	}
 	return nil
+}
+
+// FindState finds the create record of container id among every
+// namespace's records, for an entry point that knows the runtime's root
+// directory but not the namespace (harden-runc's kill, state, delete, exec).
+// Only a record with the same Root matches: the same ID under another root
+// is another container. ok is false when there is none.
+func (rc *Recorder) FindState(id, root string) (r Record, ok bool, err error) {
+	if rc == nil || rc.StateDir == "" || id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00*?[\\") {
+		return Record{}, false, nil
+	}
+	files, err := filepath.Glob(filepath.Join(rc.StateDir, "containers", "*", id+".json"))
+	if err != nil {
+		return Record{}, false, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var cand Record
+		if err := json.Unmarshal(b, &cand); err != nil {
+			return Record{}, false, fmt.Errorf("read container state %s: %w", f, err)
+		}
+		if cand.ID == id && cand.Root == root {
+			return cand, true, nil
+		}
+	}
+	return Record{}, false, nil
 }
 
 // States lists the saved container records, sorted by namespace and id.

@@ -54,7 +54,7 @@ func (m *Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*
 	if err != nil {
 		return m.Shim.Start(ctx, params)
 	}
-	id := identify(doc.Spec, params.GetInstanceID(), params.GetNamespace(), cfg)
+	id := node.Identify(doc.Spec, params.GetInstanceID(), params.GetNamespace(), cfg)
 	d, _, derr := pol.Decide(id)
 	if derr != nil || d.Backend != spec.Kata {
 		return m.Shim.Start(ctx, params)

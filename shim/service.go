@@ -198,14 +198,11 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	rec.Policy = pol.Source
-	doc, err := spec.ReadBundle(r.Bundle)
+	id, err := node.HardenBundle(pol, cfg, r.Bundle, func(sp *specs.Spec) spec.Identity { return node.Identify(sp, r.ID, ns, cfg) }, rec)
 	if err != nil {
-		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	id := identify(doc.Spec, r.ID, ns, cfg)
-	d, _, _ := pol.Decide(id)
+	d := rec.Outcome.Decision
 	if d.Backend == spec.Runsc && id.ContainerType == spec.TypeContainer && id.SandboxID != "" {
 		// `runsc start` of a container that joins a sandbox hands runsc's
 		// own stdio to it, and the runc task service waits for start's
@@ -214,20 +211,7 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	out, herr := pol.Harden(doc.Spec, id, cfg.Host(d.Backend))
-	rec.Outcome = out
-	rec.Result = node.ResultOf(out, herr)
-	if herr != nil {
-		rec.Error = herr.Error()
-		return nil, "", herr
-	}
-	if out.Decision.Mode == spec.Enforce {
-		if err := doc.WriteBundle(r.Bundle); err != nil {
-			rec.Result, rec.Error = node.ResultError, err.Error()
-			return nil, "", err
-		}
-	}
-	binary, err := cfg.RuntimeBinary(out.Decision.Backend)
+	binary, err := cfg.RuntimeBinary(d.Backend)
 	if err != nil {
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
@@ -235,33 +219,12 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 	return &container{bundle: r.Bundle, identity: id, config: cfg}, binary, nil
 }
 
-// identify builds a container's identity from its spec and what only the
-// shim knows: the ID, the containerd namespace and the runtime handler its
-// options name.
-func identify(s *specs.Spec, id, ns string, cfg node.Config) spec.Identity {
-	ident := spec.IdentityFromSpec(s)
-	ident.ID, ident.EngineNamespace = id, ns
-	if ident.RuntimeHandler == "" {
-		ident.RuntimeHandler = cfg.RuntimeHandler
-	}
-	if ident.Engine == spec.EngineUnknown && ns == "moby" {
-		ident.Engine = spec.EngineDocker
-	}
-	return ident
-}
-
-// allowUnhardened applies failurePolicy to an error that is not a refusal:
-// the runtime options' FailurePolicy when the policy could not be loaded,
-// else the policy's own. It logs loudly when it lets a container through.
+// allowUnhardened applies failurePolicy to an error that is not a refusal
+// (node.Config.AllowUnhardened) and logs loudly when it lets a container
+// through.
 func (s *Service) allowUnhardened(ctx context.Context, cfg node.Config, err error, rec *node.Record) bool {
-	if errors.Is(err, spec.ErrPolicyViolation) {
-		return false
-	}
-	allow := cfg.FailurePolicy == string(profiles.FailAllow)
-	if pol, perr := s.policy(cfg.Policy()).Get(); perr == nil && cfg.FailurePolicy == "" {
-		allow = pol.FailurePolicy == profiles.FailAllow
-	}
-	if !allow {
+	pol, _ := s.policy(cfg.Policy()).Get()
+	if !cfg.AllowUnhardened(pol, err) {
 		return false
 	}
 	rec.Result = node.ResultUnhardened
