@@ -135,6 +135,8 @@ func TestPodmanRuntime(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	cfg, decisions := runcwrapConfig(t, dir)
+	// runc's state goes in the temp dir too (its default is /run/runc).
+	runcRoot := filepath.Join(dir, "runc-root")
 	base := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"),
 		"--cgroup-manager", "cgroupfs", "--events-backend", "file", "--storage-driver", "vfs"}
 	envv := append(os.Environ(), "HARDEN_CONFIG="+cfg, "CONTAINERS_CONF=/dev/null", "XDG_RUNTIME_DIR="+filepath.Join(dir, "xdg"))
@@ -143,6 +145,12 @@ func TestPodmanRuntime(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_, _ = pm("rm", "--all", "--force")
+		// Whatever podman's asynchronous cleanup did not delete.
+		if r, _ := runCmd(time.Minute, nil, env["HARDEN_RUNC"], "--root", runcRoot, "list", "-q"); strings.TrimSpace(r.stdout) != "" {
+			for _, id := range strings.Fields(r.stdout) {
+				_, _ = runCmd(time.Minute, nil, env["HARDEN_RUNC"], "--root", runcRoot, "delete", "--force", id)
+			}
+		}
 		_, _ = runCmd(time.Minute, envv, "umount", "-R", filepath.Join(dir, "root"))
 	})
 	if r, err := pm("load", "-i", filepath.Join(env["HARDEN_IMAGES"], "busybox.tar")); err != nil {
@@ -150,7 +158,7 @@ func TestPodmanRuntime(t *testing.T) {
 	}
 	// conmon does not pass the environment on: name the configuration with
 	// harden-runc's own global flag.
-	rflag := []string{"--runtime-flag", "harden-config=" + cfg}
+	rflag := []string{"--runtime-flag", "harden-config=" + cfg, "--runtime-flag", "root=" + runcRoot}
 	base = append(base, rflag...)
 	runArgs := []string{"run", "--rm", "--runtime", wrapper, "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", inst.image}
 	r, err := pm(append(runArgs, "sh", "-c", probeScript)...)
