@@ -19,7 +19,7 @@ CMDS        := $(notdir $(wildcard cmd/*))
 FUZZTIME    ?= 30s
 PREFIX      ?= /usr/local
 
-.PHONY: help build test unit integration e2e matrix test-matrix bench fuzz lint demo install deps clean
+.PHONY: help build test unit integration e2e security matrix test-matrix bench fuzz lint demo install deps clean
 
 # containerd releases the shim is checked against in `make test` (CI);
 # `make test-matrix` checks every maintained line.
@@ -38,7 +38,7 @@ export HARDEN_SUMMARY
 
 test: ## install what is needed, then run every test (what CI runs)
 	@mkdir -p $(BIN) && rm -f $(HARDEN_SUMMARY)
-	@$(MAKE) --no-print-directory deps lint unit integration e2e matrix
+	@$(MAKE) --no-print-directory deps lint unit integration e2e security matrix
 	@awk '{p += $$1; f += $$2; s += $$3} END {printf "all suites: %d passed, %d failed, %d skipped\n", p, f, s}' $(HARDEN_SUMMARY)
 
 unit: ## unit, golden and fuzz-seed tests (no daemons)
@@ -50,11 +50,17 @@ integration: build ## run hardened specs under real runc and crun and read what 
 e2e: build ## end-to-end suites against real containerd, Docker and Kubernetes CRI (see test/)
 	@if [ -d test/e2e ]; then $(GO) test -count=1 -v -timeout 40m ./test/e2e/... 2>&1 | test/summary.sh; else echo "e2e: no suites yet"; fi
 
+security: build ## escape and posture probe in containers: engine defaults vs harden's profiles (docs/security.md); HARDEN_UPDATE_SECURITY_TABLE=1 rewrites the tables
+	$(GO) test -count=1 -v -timeout 15m ./test/probe/... ./test/security/... 2>&1 | test/summary.sh
+
 matrix: build ## the shim under containerd $(MATRIX_CI) and the pinned 2.4.2 (ctr and CRI)
 	test/env/matrix-deps.sh $(MATRIX_CI)
 	HARDEN_MATRIX_VERSIONS="pinned $(MATRIX_CI)" $(GO) test -count=1 -v -timeout 20m ./test/matrix/... 2>&1 | test/summary.sh
 
-test-matrix: build ## the shim under every maintained containerd: 1.7, 2.0, 2.1, 2.2, 2.3, 2.4 (builds them, cached)
+test-security: build ## escape and posture probe in containers: engine defaults vs harden's profiles (docs/security.md); HARDEN_UPDATE_SECURITY_TABLE=1 rewrites the tables
+	$(GO) test -count=1 -v -timeout 15m ./test/probe/... ./test/security/... 2>&1 | test/summary.sh
+
+matrix: build ## the shim under every maintained containerd: 1.7, 2.0, 2.1, 2.2, 2.3, 2.4 (builds them, cached)
 	test/env/matrix-deps.sh $(MATRIX_ALL)
 	HARDEN_MATRIX_VERSIONS="pinned $(MATRIX_ALL)" $(GO) test -count=1 -v -timeout 40m ./test/matrix/... 2>&1 | test/summary.sh
 
