@@ -46,7 +46,7 @@ ctr_() { "$CTR" --address "$dir/containerd.sock" "$@"; }
 
 # is_v1: the containerd binary is a 1.x release (config version 2, CRI as
 # one plugin, shim sockets always in /run/containerd/s).
-is_v1() { "$CONTAINERD" --version | grep -q ' v1\.'; }
+is_v1() { "$CONTAINERD" --version | grep -qE ' v?1\.[0-9]'; }
 
 # write_config_v2 RUNC: the same private instance in containerd 1.7's layout.
 write_config_v2() {
@@ -189,6 +189,7 @@ state = "$dir/state"
     cdi_spec_dirs = ["$dir/cdi"]
     [plugins."io.containerd.cri.v1.runtime".cni]
       bin_dirs = ["/usr/lib/cni"]
+      bin_dir = "/usr/lib/cni" # containerd 2.0 reads only this one
       conf_dir = "$dir/cni/net.d"
     [plugins."io.containerd.cri.v1.runtime".containerd]
       default_runtime_name = "runc"

@@ -136,7 +136,7 @@ func checkVersion(t *testing.T, repo, version string) {
 	// The CRI handler: containerd 1.7 keeps CRI in one plugin.
 	plugin := `io.containerd.cri.v1.runtime`
 	out, _ := run(time.Minute, nil, filepath.Join(bin, "containerd"), "--version")
-	if strings.Contains(out.stdout, " v1.") {
+	if strings.Contains(out.stdout, " v1.") || strings.Contains(out.stdout, " 1.") {
 		plugin = `io.containerd.grpc.v1.cri`
 	}
 	extra := filepath.Join(dir, "extra.toml")
