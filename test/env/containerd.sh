@@ -144,6 +144,12 @@ EOF
 
 	local runc_binary=${HARDEN_CRI_RUNC_BINARY:-$RUNC}
 	[[ -e /run/containerd ]] || touch "$dir/created-run-containerd"
+	# containerd 2.0 reads CNI's bin_dir; 2.1 and later bin_dirs, and
+	# 2.1-2.3 refuse to load CRI when both are set.
+	local cni_bin_key=bin_dirs cni_bin_value='["/usr/lib/cni"]'
+	if "$CONTAINERD" --version | grep -qE ' v?2\.0\.'; then
+		cni_bin_key=bin_dir cni_bin_value='"/usr/lib/cni"'
+	fi
 	if is_v1; then
 		write_config_v2 "$runc_binary"
 	else
@@ -188,8 +194,7 @@ state = "$dir/state"
     netns_mounts_under_state_dir = true
     cdi_spec_dirs = ["$dir/cdi"]
     [plugins."io.containerd.cri.v1.runtime".cni]
-      bin_dirs = ["/usr/lib/cni"]
-      bin_dir = "/usr/lib/cni" # containerd 2.0 reads only this one
+      $cni_bin_key = $cni_bin_value
       conf_dir = "$dir/cni/net.d"
     [plugins."io.containerd.cri.v1.runtime".containerd]
       default_runtime_name = "runc"
