@@ -43,6 +43,8 @@ func init() {
 		cmdExplain,
 		cmdPs,
 		cmdInspect,
+		cmdInstall,
+		cmdUninstall,
 		cmdAppArmorShow,
 		cmdAppArmorLoad,
 		cmdVersion,

@@ -52,9 +52,11 @@ func TestDocker20RuntimePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, decisions := runcwrapConfig(t, dir)
+	// The runtime entry comes from `hardenctl install docker`, as an
+	// operator would write it.
 	daemonJSON := filepath.Join(dir, "daemon-extra.json")
-	if err := os.WriteFile(daemonJSON, []byte(fmt.Sprintf(`{"runtimes": {"harden": {"path": %q}}}`, wrapper)), 0o644); err != nil {
-		t.Fatal(err)
+	if r, err := runCmd(time.Minute, nil, filepath.Join(repo, "bin", "hardenctl"), "install", "docker", "--config", daemonJSON, "--bin-dir", filepath.Dir(wrapper)); err != nil {
+		t.Fatalf("hardenctl install docker: %v\n%s", err, r)
 	}
 	daemon := filepath.Join(dir, "d")
 	envv := append(os.Environ(), "HARDEN_CONFIG="+cfg)
@@ -72,6 +74,12 @@ func TestDocker20RuntimePath(t *testing.T) {
 	dockerEnv := append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(daemon, "docker.sock"))
 	run := func(args ...string) (result, error) { return runCmd(2*time.Minute, dockerEnv, docker, args...) }
 
+	t.Run("runtime-offered", func(t *testing.T) {
+		r, err := run("info", "--format", "{{json .Runtimes}}")
+		if err != nil || !strings.Contains(r.stdout, `"harden"`) || !strings.Contains(r.stdout, "harden-runc") {
+			t.Fatalf("docker info does not offer the installed runtime: %v\n%s", err, r)
+		}
+	})
 	t.Run("hardened", func(t *testing.T) {
 		r, err := run("run", "--rm", "--runtime", "harden", inst.image, "sh", "-c", probeScript)
 		if err != nil {

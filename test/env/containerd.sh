@@ -205,6 +205,12 @@ state = "$dir/state"
           Root = "$dir/runc"
 EOF
 	fi
+	if [[ -n ${HARDEN_CONFIG_EDIT:-} ]]; then
+		# A command that edits the generated config in place (its last
+		# argument), e.g. `hardenctl install containerd --config`.
+		$HARDEN_CONFIG_EDIT "$dir/config.toml" >>"$dir/config-edit.log" 2>&1 ||
+			die "HARDEN_CONFIG_EDIT failed on $dir/config.toml (log: $dir/config-edit.log)"
+	fi
 	if [[ -n $extra ]]; then
 		printf '\n# --- extra config: %s (@DIR@ = %s)\n' "$extra" "$dir" >>"$dir/config.toml"
 		sed "s|@DIR@|$dir|g" "$extra" >>"$dir/config.toml"
