@@ -55,6 +55,7 @@ type container struct {
 	bundle   string
 	identity spec.Identity
 	config   node.Config
+	process  *specs.Process // the container's process as created; nil: read the bundle
 }
 
 // NewService wraps the runc task service.
@@ -216,7 +217,13 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	return &container{bundle: r.Bundle, identity: id, config: cfg}, binary, nil
+	// Keep the process as it will run (hardened, or as sent in audit mode):
+	// every exec is checked against it, without reading the bundle again.
+	var proc *specs.Process
+	if doc, err := spec.ReadBundle(r.Bundle); err == nil {
+		proc = doc.Spec.Process
+	}
+	return &container{bundle: r.Bundle, identity: id, config: cfg, process: proc}, binary, nil
 }
 
 // allowUnhardened applies failurePolicy to an error that is not a refusal
@@ -285,12 +292,16 @@ func (s *Service) hardenExec(r *taskAPI.ExecProcessRequest, c *container, cfg no
 	if !ok {
 		return fmt.Errorf("exec process is a %T, not an OCI process", v)
 	}
-	doc, err := spec.ReadBundle(c.bundle)
-	if err != nil {
-		return err
+	container := &specs.Spec{Process: c.process}
+	if c.process == nil {
+		doc, err := spec.ReadBundle(c.bundle)
+		if err != nil {
+			return err
+		}
+		container = doc.Spec
 	}
 	d, _, _ := pol.Decide(c.identity)
-	out, herr := pol.HardenExec(proc, doc.Spec, c.identity, cfg.Host(d.Backend))
+	out, herr := pol.HardenExec(proc, container, c.identity, cfg.Host(d.Backend))
 	rec.Outcome, rec.Result = out, node.ResultOf(out, herr)
 	if herr != nil {
 		return herr

@@ -43,7 +43,9 @@ uninstall removes exactly what install added.`,
 		"hardenctl install docker --config /etc/docker/daemon.json",
 		"hardenctl uninstall containerd",
 	},
-	run: func(c *cli, cmd *command, fs *flag.FlagSet, args []string) error { return runInstall(c, cmd, fs, args, true) },
+	run: func(c *cli, cmd *command, fs *flag.FlagSet, args []string) error {
+		return runInstall(c, cmd, fs, args, true)
+	},
 }
 
 var cmdUninstall = &command{
@@ -51,7 +53,9 @@ var cmdUninstall = &command{
 	args:     "containerd|docker|crio [--config PATH] [--handler NAME] [--dry-run]",
 	summary:  "Remove what install added to an engine's configuration",
 	examples: []string{"hardenctl uninstall containerd --dry-run", "hardenctl uninstall docker"},
-	run:      func(c *cli, cmd *command, fs *flag.FlagSet, args []string) error { return runInstall(c, cmd, fs, args, false) },
+	run: func(c *cli, cmd *command, fs *flag.FlagSet, args []string) error {
+		return runInstall(c, cmd, fs, args, false)
+	},
 }
 
 // installTarget edits one engine's configuration.
@@ -168,25 +172,27 @@ func blockMarkers(handler string) (string, string) {
 func editContainerd(old []byte, o installOptions, install bool) ([]byte, error) {
 	begin, end := blockMarkers(o.handler)
 	text := string(old)
-	// Drop our block, if any.
+	// Where our block is, if anywhere, and the file without it.
+	start, stop := -1, -1
+	without := text
 	if i := strings.Index(text, begin); i >= 0 {
 		j := strings.Index(text[i:], end)
 		if j < 0 {
 			return nil, fmt.Errorf("found %q without its end marker: fix the file by hand", begin)
 		}
-		after := text[i+j+len(end):]
-		after = strings.TrimPrefix(after, "\n")
-		text = strings.TrimRight(text[:i], "\n")
-		if text != "" {
-			text += "\n"
+		start, stop = i, i+j+len(end)
+		after := strings.TrimPrefix(text[stop:], "\n")
+		before := strings.TrimRight(text[:start], "\n")
+		if before != "" {
+			before += "\n"
 		}
-		text += after
+		without = before + after
 	}
 	if !install {
-		return []byte(text), nil
+		return []byte(without), nil
 	}
 	var cfg map[string]any
-	if err := toml.Unmarshal([]byte(text), &cfg); err != nil {
+	if err := toml.Unmarshal([]byte(without), &cfg); err != nil {
 		return nil, fmt.Errorf("not valid TOML: %w", err)
 	}
 	version := int64(1)
@@ -194,10 +200,11 @@ func editContainerd(old []byte, o installOptions, install bool) ([]byte, error) 
 		version = v
 	}
 	plugin := `io.containerd.cri.v1.runtime`
+	header := ""
 	switch {
-	case len(text) == 0:
+	case len(strings.TrimSpace(without)) == 0:
 		// A new file: containerd 2.x's layout.
-		text = "version = 3\n"
+		header = "version = 3\n\n"
 	case version == 2:
 		plugin = `io.containerd.grpc.v1.cri`
 	case version < 2:
@@ -207,8 +214,7 @@ func editContainerd(old []byte, o installOptions, install bool) ([]byte, error) 
 		return nil, fmt.Errorf("a runtime %q is already configured outside harden's block: remove it, or pick another --handler", o.handler)
 	}
 	var b strings.Builder
-	b.WriteString(strings.TrimRight(text, "\n"))
-	b.WriteString("\n\n" + begin + "\n")
+	b.WriteString(begin + "\n")
 	fmt.Fprintf(&b, "[plugins.%q.containerd.runtimes.%q]\n", plugin, o.handler)
 	b.WriteString("  runtime_type = \"io.containerd.harden.v2\"\n")
 	fmt.Fprintf(&b, "  [plugins.%q.containerd.runtimes.%q.options]\n", plugin, o.handler)
@@ -216,8 +222,20 @@ func editContainerd(old []byte, o installOptions, install bool) ([]byte, error) 
 	if o.policy != "" {
 		fmt.Fprintf(&b, "    PolicyPath = %q\n", o.policy)
 	}
-	b.WriteString(end + "\n")
-	out := b.String()
+	b.WriteString(end)
+	block := b.String()
+	var out string
+	if start >= 0 {
+		// Replace the block where it is: several handlers each keep
+		// their place, and a second run changes nothing.
+		out = text[:start] + block + text[stop:]
+	} else {
+		body := strings.TrimRight(text, "\n")
+		if body != "" {
+			body += "\n\n"
+		}
+		out = header + body + block + "\n"
+	}
 	var check map[string]any
 	if err := toml.Unmarshal([]byte(out), &check); err != nil {
 		return nil, fmt.Errorf("the result would not be valid TOML (%w): fix the file first", err)

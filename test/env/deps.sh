@@ -27,7 +27,7 @@ APT_REQUIRED=(libseccomp-dev pkg-config bats crun runsc docker.io podman busybox
 	iproute2 procps bsdextrautils) # ip, ps and column for the helper scripts
 APT_OPTIONAL=(skopeo)
 # apparmor: apparmor_parser validates the generated harden-default profile text (the kernel here has no AppArmor).
-APT_REQUIRED+=(apparmor)
+APT_REQUIRED+=(apparmor shellcheck)
 
 # Daemons whose packages might start them in postinst; we stop any that appear during install.
 DAEMONS=(/usr/sbin/dockerd /usr/bin/containerd /usr/bin/docker-registry)
