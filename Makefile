@@ -19,7 +19,7 @@ CMDS        := $(notdir $(wildcard cmd/*))
 FUZZTIME    ?= 30s
 PREFIX      ?= /usr/local
 
-.PHONY: help build test unit integration e2e security matrix test-matrix bench fuzz lint demo install deps clean
+.PHONY: help build test unit integration e2e security matrix test-matrix conformance bench fuzz lint demo install deps clean
 
 # containerd releases the shim is checked against in `make test` (CI);
 # `make test-matrix` checks every maintained line.
@@ -60,6 +60,9 @@ matrix: build ## the shim under containerd $(MATRIX_CI) and the pinned 2.4.2 (ct
 test-matrix: build ## the shim under every maintained containerd: 1.7, 2.0, 2.1, 2.2, 2.3, 2.4 (builds them, cached)
 	test/env/matrix-deps.sh $(MATRIX_ALL)
 	HARDEN_MATRIX_VERSIONS="pinned $(MATRIX_ALL)" $(GO) test -count=1 -v -timeout 40m ./test/matrix/... 2>&1 | test/summary.sh
+
+conformance: build ## runc's bats suite against harden-runc (audit) must pass exactly what plain runc passes (docs/conformance.md; ~25 min)
+	test/conformance/bats.sh
 
 bench: deps build ## benchmarks: decision cost (Go) and container start vs the runc shim; see docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./profiles/...
