@@ -450,7 +450,8 @@ done
 ((have_debian)) || log "no Debian rootfs ($DEBIAN_TAR): not running ${DEBIAN_FILES[*]} (CONFORMANCE_DEBIAN=1 builds one)"
 
 mkdir -p "$OUT"
-tmproot=$(mktemp -d /tmp/harden-conformance.XXXXXX)
+# The temp dir is under $OUT, not /tmp: a machine's /tmp may be cleaned while the suite runs.
+tmproot=$(mktemp -d "$OUT/.tmp.XXXXXX")
 chmod a+x "$tmproot"
 run_before=$(ls -A /run/runc 2>/dev/null | sort || true)
 cleanup() {
