@@ -89,7 +89,9 @@ func (x execInput) harden() (*rewrite, []byte, *profiles.Outcome, error) {
 
 // processFile hardens `exec --process FILE`. The caller's file is not
 // touched (the runc shim removes it after the exec; Podman's conmon keeps
-// its own): the hardened process goes to the runtime in a new document.
+// its own): the runtime gets a new document, the hardened process or, when
+// nothing changed (audit mode included), the bytes harden read. A document
+// that names a field twice is always handed over as harden renders it.
 func (x execInput) processFile(path string) (*rewrite, []byte, *profiles.Outcome, error) {
 	data, err := x.readFile(path)
 	if err != nil {
@@ -110,13 +112,19 @@ func (x execInput) processFile(path string) (*rewrite, []byte, *profiles.Outcome
 		return nil, nil, nil, fmt.Errorf("process %s: no process", path)
 	}
 	out, herr := x.pol.HardenExec(doc.Spec.Process, x.container, x.identity, x.host)
-	if herr != nil || out.Decision.Mode != spec.Enforce {
+	if herr != nil {
 		return nil, nil, out, herr
 	}
+	// From here on the runtime reads the document harden read, never the
+	// path again: a pipe (--process <(...)) cannot be read twice, and a
+	// file could change between harden's read and the runtime's.
 	rw := newRewrite()
+	if out.Decision.Mode != spec.Enforce {
+		return rw, data, out, nil // audit: the same bytes
+	}
 	rw.dropAll(x.inv, inlineProcessFlags...)
-	if len(out.Changes) == 0 {
-		return rw, nil, out, nil
+	if len(out.Changes) == 0 && !doc.Ambiguous() {
+		return rw, data, out, nil
 	}
 	b, err := doc.Marshal()
 	if err != nil {

@@ -164,6 +164,7 @@ func TestExecRefusesRoot(t *testing.T) {
 func TestExecProcessFile(t *testing.T) {
 	pol := testPolicyCompiled(t)
 	container, id := hardenedContainer(t, pol, nil)
+	_, auditID := hardenedContainer(t, pol, map[string]string{"mode": "audit"})
 	all := `["CAP_CHOWN","CAP_KILL","CAP_SYS_ADMIN","CAP_NET_ADMIN","CAP_SYS_PTRACE"]`
 	files := map[string]string{
 		"/all.json":  `{"args":["sh"],"cwd":"/","capabilities":{"bounding":` + all + `,"effective":` + all + `,"permitted":` + all + `},"x-new":{"k":1}}`,
@@ -181,19 +182,26 @@ func TestExecProcessFile(t *testing.T) {
 	for _, tc := range []struct {
 		name, argv string
 		wantArgs   string
-		wantPass   bool
+		wantPass   string // "" none, "same" the file's bytes, "hardened"
 		wantErr    string
+		audit      bool
 	}{
-		{"all caps lowered", "exec -p /all.json --cap CAP_SYS_ADMIN -d c1", "exec --process=X -d c1", true, ""},
-		{"nothing to change", "exec --process /ok.json c1", "exec --process /ok.json c1", false, ""},
-		{"duplicate keys refused", "exec -p /dup.json c1", "", false, "duplicate"},
-		{"bad json", "exec -p /bad.json c1", "", false, "process /bad.json"},
-		{"null", "exec -p /null.json c1", "", false, "no process"},
-		{"missing file", "exec -p /nope.json c1", "", false, "read process"},
+		{"all caps lowered", "exec -p /all.json --cap CAP_SYS_ADMIN -d c1", "exec --process=X -d c1", "hardened", "", false},
+		// The runtime never reads the path again: it may be a pipe.
+		{"nothing to change", "exec --process /ok.json c1", "exec --process=X c1", "same", "", false},
+		{"audit", "exec --process /all.json --cap CAP_SYS_ADMIN c1", "exec --process=X --cap CAP_SYS_ADMIN c1", "same", "", true},
+		// Decoded as runc decodes it (the last wins), rendered once.
+		{"duplicate keys", "exec -p /dup.json c1", "exec --process=X c1", "hardened", "", false},
+		{"bad json", "exec -p /bad.json c1", "", "", "process /bad.json", false},
+		{"null", "exec -p /null.json c1", "", "", "no process", false},
+		{"missing file", "exec -p /nope.json c1", "", "", "read process", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inv := parse(t, tc.argv)
 			x := execInput{inv: inv, container: container, pol: pol, identity: id, readFile: read}
+			if tc.audit {
+				x.identity = auditID
+			}
 			rw, pass, _, err := x.harden()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(strings.ToLower(err.Error()), tc.wantErr) {
@@ -204,23 +212,34 @@ func TestExecProcessFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (pass != nil) != tc.wantPass {
+			if (pass != nil) != (tc.wantPass != "") {
 				t.Fatalf("pass = %s", pass)
+			}
+			file := files[inv.Flags[0].Value]
+			if tc.wantPass == "same" && string(pass) != file {
+				t.Fatalf("pass = %s, want the bytes read: %s", pass, file)
 			}
 			if pass != nil {
 				rw.set(inv, "process", "X")
+			}
+			if tc.wantPass == "hardened" {
 				var p map[string]any
 				if err := json.Unmarshal(pass, &p); err != nil {
 					t.Fatal(err)
 				}
-				if p["x-new"] == nil {
+				if strings.Contains(file, "x-new") && p["x-new"] == nil {
 					t.Errorf("unknown field dropped: %s", pass)
+				}
+				if _, twice := p["NoNewPrivileges"]; twice {
+					t.Errorf("a field given twice was passed on twice: %s", pass)
 				}
 				var proc specs.Process
 				_ = json.Unmarshal(pass, &proc)
-				for _, set := range [][]string{proc.Capabilities.Bounding, proc.Capabilities.Effective, proc.Capabilities.Permitted} {
-					if !slices.Equal(set, []string{"CAP_CHOWN", "CAP_KILL"}) {
-						t.Errorf("capabilities = %v, want the container's [CAP_CHOWN CAP_KILL]", set)
+				if proc.Capabilities != nil {
+					for _, set := range [][]string{proc.Capabilities.Bounding, proc.Capabilities.Effective, proc.Capabilities.Permitted} {
+						if !slices.Equal(set, []string{"CAP_CHOWN", "CAP_KILL"}) {
+							t.Errorf("capabilities = %v, want the container's [CAP_CHOWN CAP_KILL]", set)
+						}
 					}
 				}
 				if !proc.NoNewPrivileges {
@@ -264,10 +283,13 @@ func TestUpdate(t *testing.T) {
 		{"inline with swap", "update c1 --memory 1g --memory-swap 2g", id, "", "update --memory=268435456 --memory-swap=1342177280 c1", "", ""},
 		{"file above", "update -r /big.json --memory 5g c1", id, "", "update --resources=X c1", `"limit":268435456`, ""},
 		{"file keeps unknown fields", "update -r /big.json c1", id, "", "update --resources=X c1", `"x-new":true`, ""},
-		{"file below", "update -r /small.json c1", id, "", "update -r /small.json c1", "", ""},
+		// The runtime never reads the path again: it may be a pipe.
+		{"file below", "update -r /small.json c1", id, "", "update --resources=X c1", `{"memory":{"limit":1048576}}`, ""},
+		{"audit, file", "update -r /big.json c1", auditID, "", "update --resources=X c1", `"limit":1073741824`, ""},
 		{"stdin is always passed on", "update -r - c1", id, `{"memory":{"limit":1048576}}`, "update --resources=X c1", `{"memory":{"limit":1048576}}`, ""},
 		{"stdin above", "update -r - c1", id, `{"memory":{"limit":1073741824}}`, "update --resources=X c1", `"limit":268435456`, ""},
-		{"duplicate keys", "update -r /dup.json c1", id, "", "", "", "duplicate"},
+		// Decoded as runc decodes it (the last wins), rendered once.
+		{"duplicate keys", "update -r /dup.json c1", id, "", "update --resources=X c1", `{"memory":{"limit":268435456}}`, ""},
 		{"refuse policy", "update --memory 1g c1", refuseID, "", "", "", "resources.ceiling"},
 		{"refuse policy, file", "update -r /big.json c1", refuseID, "", "", "", "resources.ceiling"},
 		{"audit changes nothing", "update --memory 1g c1", auditID, "", "update --memory 1g c1", "", ""},

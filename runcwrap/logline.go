@@ -70,12 +70,15 @@ func (l *logger) log(level, msg string) {
 
 // fail reports err as runc's fatal() does (the log entry, and the bare
 // message on stderr when the log is a file) and returns runc's exit code.
-func (l *logger) fail(err error) int {
+func (l *logger) fail(err error) int { return l.failWithCode(err, 1) }
+
+// failWithCode is fail with runc's fatalWithCode exit code.
+func (l *logger) failWithCode(err error, code int) int {
 	l.log("error", err.Error())
 	if l.path != "" {
 		fmt.Fprintln(l.stderr, err)
 	}
-	return 1
+	return code
 }
 
 // decision logs a decision at debug level, with --debug only: runc logs

@@ -69,9 +69,9 @@ func (u updateInput) harden() (*rewrite, []byte, *profiles.Outcome, error) {
 	return u.flags()
 }
 
-// document hardens `update -r FILE` and `update -r -` (stdin). The
-// hardened document is passed to the runtime as a new file; with stdin,
-// which harden has read, always (unchanged in audit mode).
+// document hardens `update -r FILE` and `update -r -` (stdin). The runtime
+// always gets a new file: the hardened document, or the bytes harden read
+// when nothing changed (audit mode included).
 func (u updateInput) document(src string) (*rewrite, []byte, *profiles.Outcome, error) {
 	var data []byte
 	var err error
@@ -102,9 +102,11 @@ func (u updateInput) document(src string) (*rewrite, []byte, *profiles.Outcome, 
 	if herr != nil {
 		return nil, nil, out, herr
 	}
+	// The runtime reads the document harden read, never src again: a pipe
+	// or stdin cannot be read twice, and a file could change in between.
 	rw := newRewrite()
-	var pass []byte
-	if out.Decision.Mode == spec.Enforce && len(out.Changes) > 0 {
+	pass := data
+	if out.Decision.Mode == spec.Enforce && (len(out.Changes) > 0 || doc.Ambiguous()) {
 		b, err := doc.Marshal()
 		if err != nil {
 			return nil, nil, out, err
@@ -112,8 +114,6 @@ func (u updateInput) document(src string) (*rewrite, []byte, *profiles.Outcome, 
 		if pass, err = member(b, "linux", "resources"); err != nil {
 			return nil, nil, out, err
 		}
-	} else if src == "-" {
-		pass = data
 	}
 	if out.Decision.Mode == spec.Enforce {
 		rw.dropAll(u.inv, resourceFlags...)

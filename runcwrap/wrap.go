@@ -46,10 +46,14 @@ type Wrapper struct {
 	Now    func() time.Time
 	// Exec replaces the process with the runtime: syscall.Exec.
 	Exec func(path string, argv, envv []string) error
-	// Run runs the runtime as a child with this process's stdio and
-	// returns its exit code (for delete, whose record harden removes
-	// only once the runtime has deleted the container).
-	Run func(path string, args []string) (int, error)
+	// Run runs the runtime as a child (argv[0] included) with this
+	// process's stdio, and returns its exit code (for delete, whose record
+	// harden removes only once the runtime has deleted the container).
+	Run func(path string, argv []string) (int, error)
+
+	// argv0 is the name harden-runc was invoked as, which the runtime
+	// gets as its own.
+	argv0 string
 }
 
 // New returns a Wrapper for this process.
@@ -69,6 +73,9 @@ func Main() int {
 // Main runs the command line argv (argv[0] is the program name).
 func (w *Wrapper) Main(argv []string) int {
 	var args []string
+	if len(argv) > 0 {
+		w.argv0 = argv[0]
+	}
 	if len(argv) > 1 {
 		args = argv[1:]
 	}
@@ -100,11 +107,20 @@ func (w *Wrapper) Main(argv []string) int {
 	case "update":
 		p, err = w.update(inv, cfg, lg)
 	}
+	if err != nil && inv.Sub == "exec" {
+		// runc ends every exec that fails after its argument checks with
+		// "exec failed: ..." and exit code 255 (exec.go fatalWithCode), so
+		// that callers can tell it from the process's own exit code.
+		return lg.failWithCode(fmt.Errorf("exec failed: container %s: %w", id, err), execFailed)
+	}
 	if err != nil {
 		return lg.fail(fmt.Errorf("%s %s: %w", inv.Sub, id, err))
 	}
 	return w.handOver(p, lg)
 }
+
+// execFailed is runc's exit code for an exec that could not run.
+const execFailed = 255
 
 // plan is where and how the runtime runs.
 type plan struct {
@@ -117,9 +133,26 @@ func (w *Wrapper) handOver(p *plan, lg *logger) int {
 	if err := notSelf(p.runtime); err != nil {
 		return lg.fail(err)
 	}
-	err := w.Exec(p.runtime, append([]string{p.runtime}, p.args...), os.Environ())
+	err := w.Exec(p.runtime, w.runtimeArgv(p), os.Environ())
 	return lg.fail(fmt.Errorf("harden-runc: run %s: %w", p.runtime, err))
 }
+
+// runtimeArgv is the runtime's command line. Its argv[0] is the name
+// harden-runc was invoked as, so that the runtime's usage, help and error
+// messages name the program the caller ran, as they would without harden
+// (runc re-executes itself through /proc/self/exe, never argv[0]). A
+// runtime whose name selects a mode keeps its own: crun runs as libkrun
+// when invoked as krun.
+func (w *Wrapper) runtimeArgv(p *plan) []string {
+	name := w.argv0
+	if name == "" || modeByName[filepath.Base(p.runtime)] {
+		name = p.runtime
+	}
+	return append([]string{name}, p.args...)
+}
+
+// modeByName lists the runtime names that select what the runtime does.
+var modeByName = map[string]bool{"krun": true}
 
 // notSelf refuses to hand over to harden-runc itself, which would loop:
 // an install that puts harden-runc first on PATH as "runc" needs
@@ -222,7 +255,7 @@ func (w *Wrapper) passthrough(inv *Invocation, cfg node.Config, cerr error, lg *
 	if err := notSelf(runtime); err != nil {
 		return lg.fail(err)
 	}
-	code, err := w.Run(runtime, p.args)
+	code, err := w.Run(runtime, w.runtimeArgv(p))
 	if err != nil {
 		return lg.fail(fmt.Errorf("harden-runc: run %s: %w", runtime, err))
 	}
@@ -237,9 +270,9 @@ func (w *Wrapper) passthrough(inv *Invocation, cfg node.Config, cerr error, lg *
 // runChild runs the runtime with this process's stdio, forwards the
 // signals an engine sends to stop it, and returns its exit code (128+N
 // when signal N ended it, as a shell reports).
-func runChild(path string, args []string) (int, error) {
-	cmd := exec.Command(path, args...)
-	cmd.Args[0] = path
+func runChild(path string, argv []string) (int, error) {
+	cmd := exec.Command(path)
+	cmd.Args = argv
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)

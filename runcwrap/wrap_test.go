@@ -32,8 +32,8 @@ func newTestWrapper(env map[string]string) (*Wrapper, *fakeRuntime, *bytes.Buffe
 			rt.path, rt.argv = path, argv
 			return errors.New("fake exec")
 		},
-		Run: func(path string, args []string) (int, error) {
-			rt.runs = append(rt.runs, append([]string{path}, args...))
+		Run: func(path string, argv []string) (int, error) {
+			rt.runs = append(rt.runs, append([]string{path}, argv[1:]...))
 			return rt.code, nil
 		},
 	}
@@ -78,7 +78,7 @@ func TestMainCreate(t *testing.T) {
 	if rt.path != "/bin/true" {
 		t.Fatalf("runtime %q, want the configured runc", rt.path)
 	}
-	want := []string{"/bin/true", "--root", root, "--log", filepath.Join(dir, "log.json"), "--log-format", "json", "create", "--bundle", bundle, "--pid-file", "init.pid", "c1"}
+	want := []string{"harden-runc", "--root", root, "--log", filepath.Join(dir, "log.json"), "--log-format", "json", "create", "--bundle", bundle, "--pid-file", "init.pid", "c1"}
 	if strings.Join(rt.argv, " ") != strings.Join(want, " ") {
 		t.Fatalf("argv = %q\nwant   %q", rt.argv, want)
 	}
@@ -199,8 +199,12 @@ func TestMainPassthrough(t *testing.T) {
 		t.Run(tc.argv, func(t *testing.T) {
 			w, rt, _ := newTestWrapper(map[string]string{ConfigEnv: config})
 			w.Main(append([]string{"harden-runc"}, split(tc.argv)...))
-			if rt.path != tc.runtime || strings.Contains(strings.Join(rt.argv, " "), "harden-") {
+			if rt.path != tc.runtime || strings.Contains(strings.Join(rt.argv[1:], " "), "harden-") {
 				t.Fatalf("ran %q %q, want %s", rt.path, rt.argv, tc.runtime)
+			}
+			// The runtime names itself as the caller named harden-runc.
+			if rt.argv[0] != "harden-runc" {
+				t.Fatalf("runtime argv[0] = %q, want harden-runc", rt.argv[0])
 			}
 		})
 	}
@@ -223,5 +227,44 @@ func TestMainPassthrough(t *testing.T) {
 	w, rt, _ = newTestWrapper(map[string]string{ConfigEnv: config})
 	if code := w.Main([]string{"harden-runc", "create", "--config", "other.json", "c1"}); code != 1 || rt.path != "" {
 		t.Fatalf("crun's --config: exit %d, ran %q", code, rt.path)
+	}
+}
+
+// TestExecFailureCode: an exec that cannot run exits 255 with "exec
+// failed", as runc's does, so that callers can tell it from the exit code
+// of the process; a missing container ID is runc's usage error.
+func TestExecFailureCode(t *testing.T) {
+	_, config := testNode(t)
+	for _, tc := range []struct {
+		argv    string
+		code    int
+		handed  bool
+		message string
+	}{
+		{"exec no_such_container true", execFailed, false, "exec failed: container no_such_container"},
+		{"exec no_such_container", execFailed, false, "exec failed: container no_such_container: exec args cannot be empty"},
+		{"exec", 1, false, "requires a minimum of 1 argument"}, // runc: exit 1 too
+	} {
+		t.Run(tc.argv, func(t *testing.T) {
+			w, rt, stderr := newTestWrapper(map[string]string{ConfigEnv: config})
+			code := w.Main(append([]string{"harden-runc"}, split(tc.argv)...))
+			if code != tc.code || (rt.path != "") != tc.handed || !strings.Contains(stderr.String(), tc.message) {
+				t.Fatalf("exit %d, ran %q, stderr %s; want exit %d, handed over %v, %q", code, rt.path, stderr, tc.code, tc.handed, tc.message)
+			}
+		})
+	}
+}
+
+func TestRuntimeArgv0(t *testing.T) {
+	w := &Wrapper{argv0: "/usr/local/bin/harden-runc"}
+	for runtime, want := range map[string]string{
+		"/usr/sbin/runc":  "/usr/local/bin/harden-runc",
+		"/usr/bin/crun":   "/usr/local/bin/harden-runc",
+		"/usr/bin/krun":   "/usr/bin/krun", // its name selects libkrun
+		"/opt/x/runc.bin": "/usr/local/bin/harden-runc",
+	} {
+		if got := w.runtimeArgv(&plan{runtime: runtime, args: []string{"state", "c1"}}); got[0] != want || got[1] != "state" {
+			t.Errorf("%s: argv %q, want argv[0] %q", runtime, got, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -25,9 +26,21 @@ const MaxSpecSize = 16 << 20
 // what a newer engine added.
 type Document struct {
 	Spec *specs.Spec
-	// orig holds the input when it had unknown fields; nil otherwise.
+	// orig holds the input when it had unknown fields or names a field
+	// twice; nil otherwise.
 	orig []byte
+	// ambiguous: the input names a field twice (in any spelling). It was
+	// decoded as runc decodes it (encoding/json: the last one wins, objects
+	// merge), so harden decides on what runc would run; but a runtime with
+	// another decoder (crun's yajl matches keys exactly) could read it
+	// differently, so an enforced decision must hand the runtime harden's
+	// own rendering, never the input.
+	ambiguous bool
 }
+
+// Ambiguous reports whether the input named a field twice: the runtime
+// must be given Marshal's output, not the input, for the decision to hold.
+func (d *Document) Ambiguous() bool { return d.ambiguous }
 
 // Parse decodes an OCI config.json.
 func Parse(data []byte) (*Document, error) {
@@ -41,21 +54,40 @@ func Parse(data []byte) (*Document, error) {
 	if err == nil {
 		return &Document{Spec: &s}, nil
 	}
+	if errors.Is(err, jsontext.ErrDuplicateName) {
+		return parseAmbiguous(data)
+	}
 	if !errors.Is(err, jsonv2.ErrUnknownName) {
 		return nil, fmt.Errorf("parse spec: %w", err)
 	}
 	s = specs.Spec{}
 	if err := jsonv2.Unmarshal(data, &s, lenientDecode); err != nil {
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			return parseAmbiguous(data)
+		}
 		return nil, fmt.Errorf("parse spec: %w", err)
 	}
 	return &Document{Spec: &s, orig: bytes.Clone(data)}, nil
 }
 
+// parseAmbiguous decodes a spec that names a field twice exactly as runc
+// does, with encoding/json: keys match without regard to case, the last
+// value wins and objects given twice merge. harden then decides on the
+// values runc would use, and Marshal renders each field once.
+func parseAmbiguous(data []byte) (*Document, error) {
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	return &Document{Spec: &s, orig: bytes.Clone(data), ambiguous: true}, nil
+}
+
 // strictDecode reads a spec the way runc will (encoding/json: object keys
-// match fields without regard to case) but refuses what runc would resolve
-// silently: a key given twice, in any spelling, where runc takes the last,
-// which would let a second "noNewPrivileges" hide behind the one harden
-// checked. Unknown fields fail here and take the preserving slow path.
+// match fields without regard to case) but stops at what runc would resolve
+// silently: a key given twice, in any spelling, where runc takes the last.
+// Such a document takes parseAmbiguous, which decodes it as runc does, so
+// a second "noNewPrivileges" cannot hide behind the one harden checked.
+// Unknown fields fail here and take the preserving slow path.
 // json v2 (github.com/go-json-experiment/json) also decodes about three
 // times faster than encoding/json, which matters on every container start.
 var strictDecode = jsonv2.JoinOptions(
@@ -88,29 +120,19 @@ func (d *Document) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var typed specs.Spec
-	if err := json.Unmarshal(d.orig, &typed); err != nil {
-		return nil, fmt.Errorf("encode spec: %w", err)
-	}
-	knownBytes, err := json.Marshal(&typed)
-	if err != nil {
-		return nil, fmt.Errorf("encode spec: %w", err)
-	}
-	known, err := decodeGeneric(knownBytes)
-	if err != nil {
-		return nil, err
-	}
 	merged, err := decodeGeneric(out)
 	if err != nil {
 		return nil, err
 	}
-	keepUnknown(orig, known, merged)
+	keepUnknown(orig, specType, merged)
 	b, err := json.Marshal(merged)
 	if err != nil {
 		return nil, fmt.Errorf("encode spec: %w", err)
 	}
 	return b, nil
 }
+
+var specType = reflect.TypeFor[specs.Spec]()
 
 func decodeGeneric(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -122,42 +144,77 @@ func decodeGeneric(b []byte) (any, error) {
 	return v, nil
 }
 
-// keepUnknown copies into out every key of orig that the typed round trip
-// (known) lost, where out has an object at the same place.
-func keepUnknown(orig, known, out any) {
+// keepUnknown copies into out every key of orig that names no field of the
+// runtime-spec type t at that place, where out has an object there. A key
+// is a field when it matches the field's JSON name without regard to case,
+// as encoding/json (and so runc) matches it: such a key was decoded, and
+// copying it back, even in another spelling, would let "nonewprivileges":
+// false next to harden's "noNewPrivileges": true win in runc.
+func keepUnknown(orig any, t reflect.Type, out any) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return
+	}
 	switch o := orig.(type) {
 	case map[string]any:
-		k, _ := known.(map[string]any)
 		n, ok := out.(map[string]any)
-		if !ok {
-			return
+		if !ok || t.Kind() != reflect.Struct {
+			return // a map's keys are values, not fields
 		}
 		for key, ov := range o {
-			kv, isKnown := k[key]
-			if !isKnown {
-				// encoding/json (and so runc) matches keys without regard to
-				// case and takes the last one: "nonewprivileges": false next
-				// to harden's "noNewPrivileges": true would win. A key that
-				// folds onto a known one is not unknown; it was decoded.
-				if _, exists := n[key]; !exists && !foldsOnto(key, k) && !foldsOnto(key, n) {
+			name, ft, isField := jsonField(t, key)
+			if !isField {
+				if _, exists := n[key]; !exists && !foldsOnto(key, n) {
 					n[key] = ov
 				}
 				continue
 			}
-			if nv, exists := n[key]; exists {
-				keepUnknown(ov, kv, nv)
+			if nv, exists := n[name]; exists {
+				keepUnknown(ov, ft, nv)
 			}
 		}
 	case []any:
-		k, _ := known.([]any)
 		n, ok := out.([]any)
-		if !ok {
+		if !ok || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
 			return
 		}
-		for i := 0; i < len(o) && i < len(k) && i < len(n); i++ {
-			keepUnknown(o[i], k[i], n[i])
+		for i := 0; i < len(o) && i < len(n); i++ {
+			keepUnknown(o[i], t.Elem(), n[i])
 		}
 	}
+}
+
+// jsonField finds the field of struct type t that encoding/json would
+// decode key into: its JSON name and type.
+func jsonField(t reflect.Type, key string) (string, reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if n, typ, ok := jsonField(ft, key); ok {
+					return n, typ, true
+				}
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if strings.EqualFold(name, key) {
+			return name, f.Type, true
+		}
+	}
+	return "", nil, false
 }
 
 func foldsOnto(key string, m map[string]any) bool {

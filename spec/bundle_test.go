@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestParseKeepsUnknownFields(t *testing.T) {
@@ -121,19 +124,50 @@ func TestUnknownFieldsCannotShadowKnownOnes(t *testing.T) {
 	}
 }
 
-// TestDuplicateKeysRefused: runc's decoder (encoding/json) matches keys
-// without regard to case and keeps the last; a spec that names a field twice
-// could show harden one value and runc another. Such a spec is refused.
-func TestDuplicateKeysRefused(t *testing.T) {
-	for name, in := range map[string]string{
-		"exact":          `{"process":{"noNewPrivileges":true,"noNewPrivileges":false}}`,
-		"case variant":   `{"process":{"noNewPrivileges":true,"nonewprivileges":false}}`,
-		"with unknown":   `{"future":1,"process":{"noNewPrivileges":true,"NoNewPrivileges":false}}`,
-		"nested seccomp": `{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","DefaultAction":"SCMP_ACT_ALLOW"}}}`,
+// TestDuplicateKeysDecodedAsRunc: runc's decoder (encoding/json) matches
+// keys without regard to case, keeps the last value and merges objects
+// given twice. harden decodes such a spec the same way, so it decides on
+// what runc would run, marks it ambiguous, and renders every field once.
+func TestDuplicateKeysDecodedAsRunc(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in    string
+		check func(*specs.Spec) bool
+	}{
+		"exact":        {`{"process":{"noNewPrivileges":true,"noNewPrivileges":false}}`, func(s *specs.Spec) bool { return !s.Process.NoNewPrivileges }},
+		"case variant": {`{"process":{"noNewPrivileges":true,"nonewprivileges":false}}`, func(s *specs.Spec) bool { return !s.Process.NoNewPrivileges }},
+		"with unknown": {`{"future":1,"process":{"noNewPrivileges":true,"NoNewPrivileges":false}}`, func(s *specs.Spec) bool { return !s.Process.NoNewPrivileges }},
+		"nested seccomp": {`{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","DefaultAction":"SCMP_ACT_ALLOW"}}}`,
+			func(s *specs.Spec) bool { return s.Linux.Seccomp.DefaultAction == specs.ActAllow }},
+		"objects merge": {`{"linux":{"resources":{"cpu":{"shares":1024},"CPU":{"cpus":"0"}}}}`, func(s *specs.Spec) bool {
+			c := s.Linux.Resources.CPU
+			return c != nil && c.Shares != nil && *c.Shares == 1024 && c.Cpus == "0"
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if d, err := Parse([]byte(in)); err == nil {
-				t.Fatalf("duplicate key accepted: %+v", d.Spec.Process)
+			d, err := Parse([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Ambiguous() || !tc.check(d.Spec) {
+				t.Fatalf("ambiguous=%v, decoded differently from encoding/json: %s", d.Ambiguous(), mustJSON(t, d.Spec))
+			}
+			var runc specs.Spec
+			if err := json.Unmarshal([]byte(tc.in), &runc); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(&runc, d.Spec) {
+				t.Fatalf("harden decoded %s, runc decodes %s", mustJSON(t, d.Spec), mustJSON(t, &runc))
+			}
+			out, err := d.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Parse(out)
+			if err != nil || back.Ambiguous() {
+				t.Fatalf("rendering still ambiguous (%v):\n%s", err, out)
+			}
+			if !reflect.DeepEqual(back.Spec, d.Spec) {
+				t.Fatalf("rendering changed the spec:\n%s", out)
 			}
 		})
 	}
@@ -143,4 +177,13 @@ func TestDuplicateKeysRefused(t *testing.T) {
 	if err != nil || !d.Spec.Process.NoNewPrivileges {
 		t.Fatalf("case-insensitive key: %v", err)
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
