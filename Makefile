@@ -16,6 +16,9 @@ GOFLAGS_BUILD := -trimpath
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 CMDS        := $(notdir $(wildcard cmd/*))
+# harden-probe runs inside containers of any image: static, without cgo.
+STATIC_CMDS := harden-probe
+STATIC_TAGS := netgo,osusergo
 FUZZTIME    ?= 30s
 PREFIX      ?= /usr/local
 
@@ -31,7 +34,9 @@ help: ## list the targets
 
 build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
-	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(filter-out $(STATIC_CMDS),$(CMDS)))
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -tags $(STATIC_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(STATIC_CMDS))
+	@for b in $(STATIC_CMDS); do if ldd $(BIN)/$$b >/dev/null 2>&1; then echo "$(BIN)/$$b is dynamically linked"; exit 1; fi; done
 
 HARDEN_SUMMARY ?= $(CURDIR)/bin/.test-summary
 export HARDEN_SUMMARY
@@ -51,7 +56,7 @@ e2e: build ## end-to-end suites against real containerd, Docker and Kubernetes C
 	@if [ -d test/e2e ]; then $(GO) test -count=1 -v -timeout 40m ./test/e2e/... 2>&1 | test/summary.sh; else echo "e2e: no suites yet"; fi
 
 security: build ## escape and posture probe in containers: engine defaults vs harden's profiles (docs/security.md); HARDEN_UPDATE_SECURITY_TABLE=1 rewrites the tables
-	$(GO) test -count=1 -v -timeout 15m ./test/probe/... ./test/security/... 2>&1 | test/summary.sh
+	$(GO) test -count=1 -v -timeout 15m ./probe/... ./test/security/... 2>&1 | test/summary.sh
 
 matrix: build ## the shim under containerd $(MATRIX_CI) and the pinned 2.4.2 (ctr and CRI)
 	test/env/matrix-deps.sh $(MATRIX_CI)

@@ -1,9 +1,11 @@
-package main
+package probe
 
 import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -17,38 +19,123 @@ import (
 // the host running the tests). test/security runs the vectors in containers.
 
 // TestVectors checks the ids are stable-looking and unique, every vector
-// has a description, and its function a doc comment saying what attack it
-// represents.
+// has a description and names the rules that stop it, and its function has
+// a doc comment saying what attack it represents.
 func TestVectors(t *testing.T) {
 	docs := funcDocs(t)
+	rules := documentedRules(t)
 	idRE := regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)?$`)
 	seen := map[string]bool{}
-	vs := vectors()
+	vs := Vectors()
 	if len(vs) < 30 {
 		t.Errorf("%d vectors, want at least 30", len(vs))
 	}
 	for i, v := range vs {
-		if !idRE.MatchString(v.id) {
-			t.Errorf("vector id %q is not of the form area.name", v.id)
+		if !idRE.MatchString(v.ID) {
+			t.Errorf("vector id %q is not of the form area.name", v.ID)
 		}
-		if seen[v.id] {
-			t.Errorf("vector id %q appears twice", v.id)
+		if seen[v.ID] {
+			t.Errorf("vector id %q appears twice", v.ID)
 		}
-		seen[v.id] = true
-		if strings.TrimSpace(v.desc) == "" {
-			t.Errorf("vector %s has no description", v.id)
+		seen[v.ID] = true
+		if strings.TrimSpace(v.Desc) == "" {
+			t.Errorf("vector %s has no description", v.ID)
 		}
-		if v.run == nil {
-			t.Fatalf("vector %s has no function", v.id)
+		if len(v.Rules) == 0 || strings.TrimSpace(v.How) == "" {
+			t.Errorf("vector %s does not say which rule stops it and how (rules %q, how %q)", v.ID, v.Rules, v.How)
 		}
-		name := runtime.FuncForPC(reflect.ValueOf(v.run).Pointer()).Name()
+		for _, r := range v.Rules {
+			if !rules[r] {
+				t.Errorf("vector %s names rule %q, which docs/policy.md's rule ID table does not list", v.ID, r)
+			}
+		}
+		if got, ok := Lookup(v.ID); !ok || got.ID != v.ID {
+			t.Errorf("Lookup(%q) = %v, %v", v.ID, got.ID, ok)
+		}
+		if v.check == nil {
+			t.Fatalf("vector %s has no function", v.ID)
+		}
+		name := runtime.FuncForPC(reflect.ValueOf(v.check).Pointer()).Name()
 		name = name[strings.LastIndex(name, ".")+1:]
 		if doc := docs[name]; len(strings.Fields(doc)) < 8 {
-			t.Errorf("vector %s: function %s has no doc comment saying what attack it represents (%q)", v.id, name, doc)
+			t.Errorf("vector %s: function %s has no doc comment saying what attack it represents (%q)", v.ID, name, doc)
 		}
-		if v.id == "fork.bomb" && i != len(vs)-1 {
+		if v.ID == "fork.bomb" && i != len(vs)-1 {
 			t.Errorf("fork.bomb must run last: it exhausts the pids limit on purpose")
 		}
+	}
+	if _, ok := Lookup("no.such"); ok {
+		t.Error("Lookup found a vector that does not exist")
+	}
+	vs[0].Rules[0] = "changed"
+	if Vectors()[0].Rules[0] == "changed" {
+		t.Error("Vectors returns the package's own rule slices")
+	}
+}
+
+// documentedRules reads the rule IDs from the table in docs/policy.md,
+// section 15 (| `rule.id` | field | action |).
+func documentedRules(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "policy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "## 15. Rule IDs")
+	if !ok {
+		t.Fatal("docs/policy.md has no section \"15. Rule IDs\"")
+	}
+	out := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9.-]+)` \\|").FindAllStringSubmatch(sec, -1) {
+		out[m[1]] = true
+	}
+	if len(out) < 10 {
+		t.Fatalf("found %d rule IDs in docs/policy.md section 15, want the whole table", len(out))
+	}
+	return out
+}
+
+// TestControl checks how a vector's control reads in tables.
+func TestControl(t *testing.T) {
+	v, ok := Lookup("socket.raw")
+	if !ok {
+		t.Fatal("no socket.raw")
+	}
+	if got, want := v.Control(), "caps.drop: NET_RAW dropped"; got != want {
+		t.Errorf("Control() = %q, want %q", got, want)
+	}
+	v, _ = Lookup("mount.tmpfs")
+	if got, want := v.Control(), "caps.drop, seccomp.profile: no CAP_SYS_ADMIN"; got != want {
+		t.Errorf("Control() = %q, want %q", got, want)
+	}
+}
+
+func TestParseFinding(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Finding
+		err  string
+	}{
+		{line: `{"vector":"mount.tmpfs","result":"blocked","detail":"mount: EPERM"}`, want: Finding{"mount.tmpfs", Blocked, "mount: EPERM"}},
+		{line: `{"vector":"read.kcore","result":"n/a","detail":"probe error: x"}`, want: Finding{"read.kcore", NotApplicable, "probe error: x"}},
+		{line: `{"vector":"x.y","result":"maybe","detail":""}`, err: `result "maybe"`},
+		{line: `{"result":"open"}`, err: "names no vector"},
+		{line: `{"vector":"x.y","result":"open","detail":"d","since":"v2"}`, want: Finding{"x.y", Open, "d"}},
+		{line: `mount: permission denied`, err: "is not a result"},
+	} {
+		got, err := ParseFinding([]byte(tc.line))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseFinding(%s) error = %v, want one containing %q", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseFinding(%s) = %+v, %v, want %+v", tc.line, got, err, tc.want)
+		}
+	}
+	if !(Finding{Detail: ErrorPrefix + " boom"}).ProbeError() || (Finding{Detail: "EPERM"}).ProbeError() {
+		t.Error("ProbeError does not look at the detail's prefix")
 	}
 }
 

@@ -43,6 +43,7 @@ func init() {
 		cmdExplain,
 		cmdPs,
 		cmdInspect,
+		cmdProbe,
 		cmdInstall,
 		cmdUninstall,
 		cmdAppArmorShow,

@@ -60,16 +60,16 @@ func assertProfile(t *testing.T, c config, got map[string]finding) {
 	}
 	allowed := mayBeOpen[c.profile]
 	for _, v := range inst.vectors {
-		f := got[v.id]
+		f := got[v.ID]
 		if f.Result != "open" {
 			continue
 		}
-		if c.profile != "baseline" && slices.Contains(kernelSurface, v.id) {
-			t.Errorf("%s: kernel-surface vector %s is open: %s", c.name, v.id, f.Detail)
+		if c.profile != "baseline" && slices.Contains(kernelSurface, v.ID) {
+			t.Errorf("%s: kernel-surface vector %s is open (expected to be stopped by %s): %s", c.name, v.ID, v.Control(), f.Detail)
 			continue
 		}
-		if _, ok := allowed[v.id]; !ok {
-			t.Errorf("%s: %s is open, and %s does not allow it (%s): %s", c.name, v.id, c.profile, v.desc, f.Detail)
+		if _, ok := allowed[v.ID]; !ok {
+			t.Errorf("%s: %s is open, and %s does not allow it (%s; expected to be stopped by %s): %s", c.name, v.ID, c.profile, v.Desc, v.Control(), f.Detail)
 		}
 	}
 	// An allowance that no longer applies is not a failure (the profile got
@@ -111,20 +111,20 @@ func assertRunsc(t *testing.T, c config, got map[string]finding) {
 	t.Helper()
 	allowed := mayBeOpen[c.profile]
 	for _, v := range inst.vectors {
-		f := got[v.id]
+		f := got[v.ID]
 		if f.Result != "open" {
 			continue
 		}
-		if _, ok := allowed[v.id]; ok {
+		if _, ok := allowed[v.ID]; ok {
 			continue
 		}
-		if a, ok := runscMayBeOpen[v.id]; ok {
+		if a, ok := runscMayBeOpen[v.ID]; ok {
 			if !a.detail.MatchString(f.Detail) {
-				t.Errorf("%s: %s is open in a way gVisor's allowance does not cover (want detail matching %q): %s", c.name, v.id, a.detail, f.Detail)
+				t.Errorf("%s: %s is open in a way gVisor's allowance does not cover (want detail matching %q): %s", c.name, v.ID, a.detail, f.Detail)
 			}
 			continue
 		}
-		t.Errorf("%s: %s is open, and neither %s nor gVisor's allowances cover it (%s): %s", c.name, v.id, c.profile, v.desc, f.Detail)
+		t.Errorf("%s: %s is open, and neither %s nor gVisor's allowances cover it (%s): %s", c.name, v.ID, c.profile, v.Desc, f.Detail)
 	}
 }
 
@@ -159,7 +159,7 @@ func TestAllowances(t *testing.T) {
 	in := requireSuite(t)
 	known := map[string]bool{}
 	for _, v := range in.vectors {
-		known[v.id] = true
+		known[v.ID] = true
 	}
 	for _, id := range kernelSurface {
 		if !known[id] {

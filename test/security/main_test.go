@@ -1,14 +1,15 @@
-// Package security runs the escape and posture probe (test/probe) inside
+// Package security runs the escape and posture probe (cmd/harden-probe,
+// vectors in package probe) inside
 // real containers under every configuration that matters and checks what
 // harden's profiles claim to stop: the engines' own defaults (`ctr run` on
 // the runc shim, CRI through crictl without the kubelet's defaults, Docker
 // 29), and harden's baseline, restricted and strict profiles on runc, crun
 // and runsc, through `ctr run` and through CRI runtime handlers.
 //
-// TestMain builds the probe (static, CGO_ENABLED=0) and starts one private
+// TestMain builds harden-probe (static, CGO_ENABLED=0) and starts one private
 // containerd (test/env/containerd.sh) with harden's shim on its PATH, a node
 // configuration (HARDEN_CONFIG) and a CRI runtime handler per profile. The
-// probe is bind-mounted read-only at /probe into every container; the
+// probe's directory is bind-mounted read-only at /probe into every container; the
 // images stay untouched. Everything runs on private sockets under one
 // temporary directory, and at the end no process, mount, container or
 // directory of the run may remain (a watchdog process tears down if the
@@ -35,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/probe"
 )
 
 // env holds the tool paths from $HARDEN_CACHE/env.sh.
@@ -54,7 +57,7 @@ var inst *instance
 //
 //	BASE/c         containerd.sh instance (config, sockets, root, state, runc root)
 //	BASE/h         harden's node configuration, policies, decision log, state
-//	BASE/p/probe   the probe binary, bind-mounted read-only at /probe
+//	BASE/p/harden-probe  the probe binary; BASE/p is bind-mounted read-only at /probe
 //	BASE/d         the private Docker engine, when it runs
 //	BASE/watchdog.log
 type instance struct {
@@ -63,12 +66,9 @@ type instance struct {
 	containerdSh              string
 	envv                      []string
 	image, pause              string
-	vectors                   []vectorInfo // from `probe -list`
+	vectors                   []probe.Vector
 	watchdog                  *os.Process
 }
-
-// vectorInfo is one line of `probe -list`.
-type vectorInfo struct{ id, desc string }
 
 func (in *instance) path(name string) string { return filepath.Join(in.hdir, name) }
 func (in *instance) sock() string            { return filepath.Join(in.dir, "containerd.sock") }
@@ -204,35 +204,43 @@ func setUp() error {
 	return nil
 }
 
-// buildProbe builds test/probe statically into BASE/p and reads its vector
-// list.
+// buildProbe builds cmd/harden-probe statically (as `make build` does)
+// into BASE/p, and checks that its -list names the vectors of package
+// probe, which the assertions use.
 func (in *instance) buildProbe() error {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if p, err := exec.LookPath("go"); err == nil {
 		gobin = p
 	}
-	bin := filepath.Join(in.probeDir, "probe")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-o", bin, "./test/probe")
+	bin := filepath.Join(in.probeDir, "harden-probe")
+	cmd := exec.Command(gobin, "build", "-trimpath", "-tags", "netgo,osusergo", "-o", bin, "./cmd/harden-probe")
 	cmd.Dir = in.repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the probe: %v\n%s", err, out)
 	}
+	in.vectors = probe.Vectors()
 	out, err := exec.Command(bin, "-list").Output()
 	if err != nil {
-		return fmt.Errorf("probe -list: %w", err)
+		return fmt.Errorf("harden-probe -list: %w", err)
 	}
+	var ids []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			return fmt.Errorf("probe -list: bad line %q", l)
-		}
-		in.vectors = append(in.vectors, vectorInfo{id: f[0], desc: strings.TrimSpace(strings.TrimPrefix(l, f[0]))})
+		ids = append(ids, strings.Fields(l)[0])
 	}
-	if len(in.vectors) < 30 {
-		return fmt.Errorf("probe -list: %d vectors, want at least 30", len(in.vectors))
+	if want := vectorIDs(in.vectors); strings.Join(ids, " ") != strings.Join(want, " ") {
+		return fmt.Errorf("harden-probe -list names %v, package probe %v", ids, want)
 	}
 	return nil
+}
+
+// vectorIDs lists the vectors' ids in order.
+func vectorIDs(vs []probe.Vector) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.ID
+	}
+	return out
 }
 
 func readName(file, fallback string) (string, error) {

@@ -68,8 +68,8 @@ func TestMatrix(t *testing.T) {
 func openVectors(got map[string]finding) []string {
 	var out []string
 	for _, v := range inst.vectors {
-		if got[v.id].Result == "open" {
-			out = append(out, v.id)
+		if got[v.ID].Result == "open" {
+			out = append(out, v.ID)
 		}
 	}
 	if len(out) == 0 {
@@ -96,8 +96,8 @@ func assertNotApplicable(t *testing.T, ran []config, results map[string]map[stri
 			continue
 		}
 		for _, v := range inst.vectors {
-			if f := results[c.name][v.id]; f.Result == "n/a" && ref[v.id].Result != "n/a" {
-				t.Errorf("%s: %s is n/a (%s), but %s under %s: the vector went unmeasured", c.name, v.id, f.Detail, ref[v.id].Result, configs[0].name)
+			if f := results[c.name][v.ID]; f.Result == "n/a" && ref[v.ID].Result != "n/a" {
+				t.Errorf("%s: %s is n/a (%s), but %s under %s: the vector went unmeasured", c.name, v.ID, f.Detail, ref[v.ID].Result, configs[0].name)
 			}
 		}
 	}

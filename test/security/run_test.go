@@ -11,20 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/probe"
 )
 
 // probeCmd is the probe as the container sees it.
-const probeCmd = "/probe/probe"
+const probeCmd = "/probe/harden-probe"
 
 // finding is one line of the probe's output.
-type finding struct {
-	Vector string `json:"vector"`
-	Result string `json:"result"`
-	Detail string `json:"detail"`
-}
+type finding = probe.Finding
 
 // parseFindings reads the probe's output: one JSON object per line, every
-// vector of `probe -list` exactly once, no probe error.
+// vector of package probe exactly once, no probe error.
 func parseFindings(t *testing.T, out string) map[string]finding {
 	t.Helper()
 	got := map[string]finding{}
@@ -33,27 +31,22 @@ func parseFindings(t *testing.T, out string) map[string]finding {
 		if l == "" {
 			continue
 		}
-		var f finding
-		if err := json.Unmarshal([]byte(l), &f); err != nil {
-			t.Errorf("probe output line is not a result: %q (%v)", l, err)
+		f, err := probe.ParseFinding([]byte(l))
+		if err != nil {
+			t.Error(err)
 			continue
 		}
 		if _, dup := got[f.Vector]; dup {
 			t.Errorf("vector %s reported twice", f.Vector)
 		}
-		switch f.Result {
-		case "open", "blocked", "n/a":
-		default:
-			t.Errorf("vector %s: result %q is not open, blocked or n/a", f.Vector, f.Result)
-		}
-		if strings.HasPrefix(f.Detail, "probe error:") {
+		if f.ProbeError() {
 			t.Errorf("vector %s: %s", f.Vector, f.Detail)
 		}
 		got[f.Vector] = f
 	}
 	for _, v := range inst.vectors {
-		if _, ok := got[v.id]; !ok {
-			t.Errorf("vector %s missing from the probe's output (did the probe die?); output:\n%s", v.id, out)
+		if _, ok := got[v.ID]; !ok {
+			t.Errorf("vector %s missing from the probe's output (did the probe die?); output:\n%s", v.ID, out)
 		}
 	}
 	return got

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/probe"
 )
 
 // Markers around the generated parts of docs/security.md.
@@ -34,7 +36,7 @@ func cell(r string) string {
 
 // renderTable is the markdown table of vector by column, with a count of
 // open vectors per column.
-func renderTable(vectors []vectorInfo, cols []config, results map[string]map[string]finding) string {
+func renderTable(vectors []probe.Vector, cols []config, results map[string]map[string]finding) string {
 	var b strings.Builder
 	b.WriteString("| vector |")
 	for _, c := range cols {
@@ -47,9 +49,9 @@ func renderTable(vectors []vectorInfo, cols []config, results map[string]map[str
 	b.WriteString("\n")
 	open := make([]int, len(cols))
 	for _, v := range vectors {
-		fmt.Fprintf(&b, "| `%s` |", v.id)
+		fmt.Fprintf(&b, "| `%s` |", v.ID)
 		for i, c := range cols {
-			r := results[c.name][v.id].Result
+			r := results[c.name][v.ID].Result
 			if r == "open" {
 				open[i]++
 			}
@@ -106,7 +108,7 @@ func environment() string {
 
 // writeResults writes test/security/results.md (the table and every
 // finding's detail) and replaces the generated parts of docs/security.md.
-func writeResults(vectors []vectorInfo, cols []config, results map[string]map[string]finding) error {
+func writeResults(vectors []probe.Vector, cols []config, results map[string]map[string]finding) error {
 	table := renderTable(vectors, cols, results)
 	var b strings.Builder
 	b.WriteString("# Security probe results\n\n")
@@ -122,8 +124,8 @@ func writeResults(vectors []vectorInfo, cols []config, results map[string]map[st
 		}
 		b.WriteString("| vector | result | detail |\n|---|---|---|\n")
 		for _, v := range vectors {
-			f := results[c.name][v.id]
-			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.id, cell(f.Result), stable(f.Detail))
+			f := results[c.name][v.ID]
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.ID, cell(f.Result), stable(f.Detail))
 		}
 	}
 	if err := os.WriteFile(filepath.Join(inst.repo, "test", "security", "results.md"), []byte(b.String()), 0o644); err != nil {
