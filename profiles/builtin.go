@@ -119,7 +119,7 @@ func builtins() map[string]Profile {
 		AllowUnconfinedLSM:  ptr(false),
 		AllowSysctls:        append([]string(nil), SafeSysctls...),
 		AllowDevices:        []string{},
-		Seccomp:             &Seccomp{Profile: SeccompRuntimeDefault},
+		Seccomp:             &Seccomp{Profile: SeccompRuntimeDefault, Complain: ptr(false), LogDenials: ptr(false)},
 		AppArmor:            ptr(""),
 		SELinux:             &spec.SELinuxLabel{},
 		Resources:           &Resources{Pids: ptr(int64(4096)), OnExceed: string(spec.Lower)},

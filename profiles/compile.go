@@ -29,6 +29,10 @@ type compiledRule struct {
 	Rule
 	mode    spec.Mode
 	backend spec.Backend
+	// selected holds, per selectable profile, the profile applied when a
+	// workload selects it: the profile itself, or a copy that keeps the
+	// rule's seccomp.logDenials (withLogDenials).
+	selected map[string]*Resolved
 }
 
 // Resolved is a profile with every field set (its extends chain merged) and
@@ -298,6 +302,30 @@ func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
 	if r.Match.ContainerType != "" && r.Match.ContainerType != spec.TypeSandbox && r.Match.ContainerType != spec.TypeContainer {
 		return cr, fmt.Errorf("%s.match.containerType: %q is not sandbox or container", field, r.Match.ContainerType)
 	}
+	// Annotations are written by whoever creates the container (Docker,
+	// Podman, ctr: the user; Kubernetes: the pod author, where the runtime
+	// passes them through). A rule that switches seccomp to complain mode
+	// must not be chosen by them.
+	if base.seccomp != nil && base.seccomp.complain && len(r.Match.Annotations) > 0 {
+		return cr, fmt.Errorf("%s.match.annotations: profile %q sets seccomp.complain, and annotations are chosen by the workload; match it on runtimeHandlers, engineNamespaces or namespaces instead", field, r.Profile)
+	}
+	// runsc rejects SCMP_ACT_LOG ("invalid action"), and gVisor's Sentry
+	// would not report to the host's audit log anyway: complain mode
+	// there would neither run nor measure anything.
+	if cr.backend == spec.Runsc && base.seccomp != nil {
+		if base.seccomp.complain {
+			return cr, fmt.Errorf("%s: profile %q sets seccomp.complain, which backend runsc cannot run (runsc rejects SCMP_ACT_LOG and gVisor does not log to the host's audit log)", field, r.Profile)
+		}
+		if base.seccomp.file != nil {
+			f, err := base.seccomp.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: base.caps}}})
+			if err != nil {
+				return cr, fmt.Errorf("%s: profile %q: %w", field, r.Profile, err)
+			}
+			if usesAction(f, specs.ActLog) {
+				return cr, fmt.Errorf("%s: profile %q: seccomp profile %s uses SCMP_ACT_LOG, which backend runsc rejects", field, r.Profile, base.seccomp.name)
+			}
+		}
+	}
 	for i, s := range r.Selectable {
 		sel, ok := c.profiles[s]
 		if !ok {
@@ -306,14 +334,42 @@ func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
 		if err := tightens(base, sel); err != nil {
 			return cr, fmt.Errorf("%s.selectable[%d]: profile %q cannot be selected under profile %q: %w", field, i, s, r.Profile, err)
 		}
+		if cr.selected == nil {
+			cr.selected = map[string]*Resolved{}
+		}
+		cr.selected[s] = sel
+		if base.seccomp != nil && base.seccomp.logDenials && sel.seccomp != nil && !sel.seccomp.logDenials {
+			cr.selected[s] = sel.withLogDenials()
+		}
 	}
 	return cr, nil
+}
+
+// withLogDenials is r with its seccomp filter flagged for logging. The
+// denial log is the operator's: a profile a workload selects replaces the
+// rule's filter, and must not take the rule's logging away with it.
+func (r *Resolved) withLogDenials() *Resolved {
+	p := r.Profile
+	sc := *p.Seccomp
+	on := true
+	sc.LogDenials = &on
+	p.Seccomp = &sc
+	src := r.seccomp
+	return &Resolved{
+		Profile: p, Chain: r.Chain, caps: r.caps, required: r.required, ceilings: r.ceilings, onExceed: r.onExceed,
+		seccomp: &seccompSource{name: src.name, base: src.base, file: src.file, allow: src.allow, deny: src.deny, complain: src.complain, logDenials: true},
+	}
 }
 
 // tightens checks that applying sel on top of base cannot loosen the parts
 // where sel replaces rather than narrows: the seccomp filter and the LSM
 // labels. Everything else composes by intersection.
 func tightens(base, sel *Resolved) error {
+	// Complain mode logs what it should deny: a workload must not be able
+	// to switch its own filter off by selecting a profile.
+	if sel.seccomp != nil && sel.seccomp.complain && (base.seccomp == nil || !base.seccomp.complain) {
+		return errors.New("it sets seccomp complain mode (syscalls logged, not denied) and the rule's profile does not")
+	}
 	if base.seccomp != nil && sel.seccomp != nil && base.seccomp.pureBuiltin() && sel.seccomp.pureBuiltin() {
 		if !builtinTightens(base.seccomp.base, sel.seccomp.base) {
 			return fmt.Errorf("its seccomp filter %s allows syscalls the rule's %s does not", sel.seccomp.base, base.seccomp.base)
@@ -353,6 +409,11 @@ func tightens(base, sel *Resolved) error {
 		return fmt.Errorf("its SELinux type differs from the rule's %q", base.SELinux.Type)
 	}
 	return nil
+}
+
+// usesAction reports whether a is f's default action or any rule's.
+func usesAction(f *specs.LinuxSeccomp, a specs.LinuxSeccompAction) bool {
+	return f.DefaultAction == a || slices.ContainsFunc(f.Syscalls, func(r specs.LinuxSyscall) bool { return r.Action == a })
 }
 
 func defaultActions(base, sel *seccompSource, caps []string) (specs.LinuxSeccompAction, specs.LinuxSeccompAction, error) {

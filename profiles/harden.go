@@ -29,8 +29,12 @@ const (
 	RuleAppArmor       = "apparmor.profile"
 	RuleSELinux        = "selinux.label"
 	RuleSeccomp        = "seccomp.profile"
-	RuleSelect         = "profile.select"
-	RuleInvariant      = "invariant.never-widen"
+	// RuleSeccompComplain records that the filter runs in complain mode.
+	RuleSeccompComplain = "seccomp.complain"
+	// RuleSeccompLog records SECCOMP_FILTER_FLAG_LOG on the filter.
+	RuleSeccompLog = "seccomp.log-denials"
+	RuleSelect     = "profile.select"
+	RuleInvariant  = "invariant.never-widen"
 )
 
 // Mutators returns the profile's mutators in the order Apply must run them:
@@ -83,7 +87,7 @@ func (r *Resolved) buildMutators(h spec.Host) []spec.Mutator {
 	ms = append(ms, spec.LimitResources(RuleResources, r.ceilings, r.onExceed, true))
 	ms = append(ms, r.lsmMutators(h, nil)...)
 	if r.seccomp != nil {
-		ms = append(ms, spec.SetSeccompProfile(RuleSeccomp, r.seccomp.name, r.seccomp.build))
+		ms = append(ms, spec.SetSeccompProfile(RuleSeccomp, r.seccomp.name, r.seccomp.build, r.seccomp.options()...))
 	}
 	return ms
 }
@@ -162,7 +166,7 @@ func (c *Compiled) Decide(id spec.Identity) (Decision, []*Resolved, error) {
 		}
 		d.Selected = sel
 		d.Why = append(d.Why, fmt.Sprintf("annotation %s selects profile %q on top of %q", SelectAnnotation, sel, rule.Profile))
-		chain = append(chain, c.profiles[sel])
+		chain = append(chain, rule.selected[sel])
 	}
 	return d, chain, nil
 }
@@ -201,7 +205,7 @@ func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcom
 	if err != nil && !isViolation(err) {
 		return out, err
 	}
-	if werr := spec.NeverWidens(s, work); werr != nil {
+	if werr := spec.NeverWidens(s, work, seccompExceptions(chain)...); werr != nil {
 		// A bug in a mutator, never the workload's doing: fail closed.
 		out.Violations = append(out.Violations, spec.Violation{Rule: RuleInvariant, Field: "spec", Reason: werr.Error()})
 		return out, &spec.ViolationError{Violations: out.Violations}
@@ -217,6 +221,22 @@ func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcom
 	}
 	*s = *work
 	return out, nil
+}
+
+// seccompExceptions are the widenings NeverWidens must accept for chain:
+// complain mode, when the filter that ends up in the spec (the last
+// profile's that sets one) asks for it. A rule's complain profile under a
+// selected profile that enforces gets no exception.
+func seccompExceptions(chain []*Resolved) []spec.Exception {
+	for i := len(chain) - 1; i >= 0; i-- {
+		if src := chain[i].seccomp; src != nil {
+			if src.complain {
+				return []spec.Exception{spec.SeccompComplain}
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 func (c *Compiled) refuseSelect(out *Outcome, err error) (*Outcome, error) {

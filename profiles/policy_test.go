@@ -45,6 +45,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad container type", header + "rules:\n- name: a\n  profile: baseline\n  match: {containerType: vm}\n", []string{"containerType", "vm"}},
 		{"weaker selectable", header + "rules:\n- name: a\n  profile: strict\n  selectable: [baseline]\n", []string{"selectable[0]", "baseline", "seccomp"}},
 		{"selectable missing", header + "defaults: {profile: baseline, selectable: [nope]}\n", []string{"selectable[0]", "nope"}},
+		{"complain not a bool", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp:\n    complain: sometimes\n", []string{"line 7", "bool"}},
+		{"complain misspelt", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp:\n    complian: true\n", []string{"line 7", "complian"}},
+		{"selectable complain", header + "profiles:\n- {name: measure, extends: baseline, seccomp: {complain: true}}\ndefaults: {profile: baseline, selectable: [measure]}\n", []string{"selectable[0]", "measure", "complain"}},
+		{"complain by annotation", header + "profiles:\n- {name: measure, extends: baseline, seccomp: {complain: true}}\nrules:\n- {name: m, profile: measure, match: {annotations: {example.com/measure: \"yes\"}}}\n", []string{"rules[0] (m).match.annotations", "complain"}},
+		{"complain on runsc", header + "profiles:\n- {name: measure, extends: baseline, seccomp: {complain: true}}\nrules:\n- {name: g, profile: measure, backend: runsc}\n", []string{"rules[0] (g)", "complain", "runsc"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.policy))

@@ -59,18 +59,37 @@ type Seccomp struct {
 	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
 	// Deny removes syscalls from the base profile (they fail with EPERM).
 	Deny []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// Complain turns every action of the filter that denies a syscall
+	// (errno, SIGSYS, kill; the default action and the rules') into
+	// SCMP_ACT_LOG: the workload keeps running and the kernel logs each
+	// syscall the filter would have denied. It switches the filter's
+	// protection off, so no built-in profile sets it, a selectable profile
+	// may not turn it on, runsc (which rejects SCMP_ACT_LOG) may not run
+	// it, and every decision records it (rule seccomp.complain). A user
+	// profile that extends a complain profile inherits it, like any field.
+	Complain *bool `yaml:"complain,omitempty" json:"complain,omitempty"`
+	// LogDenials adds SECCOMP_FILTER_FLAG_LOG: the kernel logs every
+	// syscall the filter does not allow, subject to
+	// /proc/sys/kernel/seccomp/actions_logged (rule seccomp.log-denials).
+	LogDenials *bool `yaml:"logDenials,omitempty" json:"logDenials,omitempty"`
 }
+
+// complain and logDenials read the optional switches.
+func (sc Seccomp) complain() bool   { return sc.Complain != nil && *sc.Complain }
+func (sc Seccomp) logDenials() bool { return sc.LogDenials != nil && *sc.LogDenials }
 
 // seccompSource is a loaded, validated filter recipe; build turns it into a
 // filter for one spec.
 type seccompSource struct {
-	name    string
-	base    string               // built-in name, or "" for a file
-	file    *mobyseccomp.Seccomp // decoded JSON profile
-	allow   []string             // validated delta
-	deny    []string             // validated delta
-	cache   sync.Map             // sorted capability set -> *specs.LinuxSeccomp
-	entries atomic.Int64         // cache size
+	name       string
+	base       string               // built-in name, or "" for a file
+	file       *mobyseccomp.Seccomp // decoded JSON profile
+	allow      []string             // validated delta
+	deny       []string             // validated delta
+	complain   bool                 // install in complain mode (spec.Complain)
+	logDenials bool                 // add SECCOMP_FILTER_FLAG_LOG (spec.LogDenials)
+	cache      sync.Map             // sorted capability set -> *specs.LinuxSeccomp
+	entries    atomic.Int64         // cache size
 }
 
 // maxSeccompCache bounds the filters cached per profile.
@@ -85,7 +104,8 @@ func newSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error) 
 	// reused). Loading the default policy drops from ~20ms to well under 1ms.
 	var key string
 	if sc.Profile == SeccompRuntimeDefault || sc.Profile == SeccompStrict {
-		key = strings.Join([]string{sc.Profile, strings.Join(sc.Allow, ","), strings.Join(sc.Deny, ","), strings.Join(allowedCaps, ",")}, "|")
+		key = strings.Join([]string{sc.Profile, strings.Join(sc.Allow, ","), strings.Join(sc.Deny, ","), strings.Join(allowedCaps, ","),
+			fmt.Sprint(sc.complain(), sc.logDenials())}, "|")
 		if v, ok := builtinSources.Load(key); ok {
 			return v.(*seccompSource), nil
 		}
@@ -104,7 +124,7 @@ var (
 )
 
 func loadSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error) {
-	src := &seccompSource{name: sc.Profile}
+	src := &seccompSource{name: sc.Profile, complain: sc.complain(), logDenials: sc.logDenials()}
 	switch sc.Profile {
 	case SeccompRuntimeDefault, SeccompStrict:
 		src.base = sc.Profile
@@ -147,6 +167,9 @@ func loadSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error)
 	if len(sc.Deny) > 0 {
 		src.name += " -" + strings.Join(sc.Deny, ",-")
 	}
+	if src.complain {
+		src.name += " (complain)"
+	}
 	// Compile once now, for the capability set the profile allows, so a
 	// profile libseccomp (and so runc) would reject fails at load. The
 	// built-in filters without deltas are constant and compiled by the
@@ -163,13 +186,45 @@ func loadSeccompSource(sc Seccomp, allowedCaps []string) (*seccompSource, error)
 	if err := Compile(filter, src.file != nil); err != nil {
 		return nil, fmt.Errorf("seccomp profile %s: %w", sc.Profile, err)
 	}
+	if src.complain {
+		// What runc will actually load: the same filter with SCMP_ACT_LOG.
+		if err := Compile(src.install(filter), src.file != nil); err != nil {
+			return nil, fmt.Errorf("seccomp profile %s in complain mode: %w", sc.Profile, err)
+		}
+	}
 	return src, nil
 }
 
+// install is what SetSeccompProfile makes of a generated filter with this
+// source's options; the load-time checks look at the same thing.
+func (src *seccompSource) install(f *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if src.complain {
+		f, _ = spec.ComplainSeccomp(f)
+	}
+	if src.logDenials && !slices.Contains(f.Flags, specs.LinuxSeccompFlagLog) {
+		f.Flags = append(slices.Clone(f.Flags), specs.LinuxSeccompFlagLog)
+	}
+	return f
+}
+
+// options are the SetSeccompProfile options this source asks for.
+func (src *seccompSource) options() []spec.SeccompOption {
+	var opts []spec.SeccompOption
+	if src.complain {
+		opts = append(opts, spec.Complain(RuleSeccompComplain))
+	}
+	if src.logDenials {
+		opts = append(opts, spec.LogDenials(RuleSeccompLog))
+	}
+	return opts
+}
+
 // pureBuiltin reports a built-in filter with no deltas: constant, so
-// validated by the tests rather than on every load.
+// validated by the tests rather than on every load. Complain mode changes
+// its actions; logDenials only adds a flag, which libseccomp does not
+// compile.
 func (src *seccompSource) pureBuiltin() bool {
-	return src.base != "" && src.file == nil && len(src.allow) == 0 && len(src.deny) == 0
+	return src.base != "" && src.file == nil && len(src.allow) == 0 && len(src.deny) == 0 && !src.complain
 }
 
 // builtinTightens says whether built-in filter sel allows no more than

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,10 +110,20 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 			})
 			s.Process.SelinuxLabel = ""
 		}
+		if l := s.Linux; l != nil && l.Seccomp != nil && slices.Contains(l.Seccomp.Flags, specs.LinuxSeccompFlagLog) {
+			changes = append(changes, Change{
+				Rule: "backend.runsc", Path: "linux.seccomp.flags", Op: OpRemove, Before: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
+				Reason: "runsc ignores seccomp flags: gVisor's Sentry runs the filter and logs no denial to the host's audit log",
+			})
+			l.Seccomp.Flags = slices.DeleteFunc(slices.Clone(l.Seccomp.Flags), func(f specs.LinuxSeccompFlag) bool { return f == specs.LinuxSeccompFlagLog })
+			if len(l.Seccomp.Flags) == 0 {
+				l.Seccomp.Flags = nil
+			}
+		}
 		add(CtlCapabilities, true, "enforced by gVisor's kernel (Sentry)")
 		add(CtlNoNewPrivileges, true, "")
 		if h.RunscOCISeccomp {
-			add(CtlSeccomp, true, "runsc --oci-seccomp: the spec's filter runs inside the sandbox")
+			add(CtlSeccomp, true, "runsc --oci-seccomp: the spec's filter runs inside the sandbox; denials are not logged to the host")
 		} else {
 			add(CtlSeccomp, false, "runsc ignores the spec's seccomp without --oci-seccomp; syscalls are served by gVisor's Sentry under its own host filter")
 		}
@@ -126,7 +137,7 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 	case Kata:
 		add(CtlCapabilities, true, "enforced by the guest agent")
 		add(CtlNoNewPrivileges, true, "")
-		add(CtlSeccomp, false, "Kata disables guest seccomp by default (disable_guest_seccomp = true)")
+		add(CtlSeccomp, false, "Kata disables guest seccomp by default (disable_guest_seccomp = true); where enabled, the guest kernel, not this host, logs denials")
 		add(CtlAppArmor, false, "Kata's guest does not apply AppArmor profiles")
 		add(CtlSELinux, false, "Kata disables guest SELinux by default (disable_guest_selinux = true)")
 		add(CtlMaskedPaths, true, "in the guest")
@@ -135,8 +146,14 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 		add(CtlNamespaces, true, "in the guest VM")
 		add(CtlCgroups, true, "sized on the VM and in the guest")
 	default: // runc, crun
-		for _, c := range []Control{CtlCapabilities, CtlNoNewPrivileges, CtlSeccomp} {
+		for _, c := range []Control{CtlCapabilities, CtlNoNewPrivileges} {
 			add(c, true, "")
+		}
+		if l := s.Linux; l != nil && l.Seccomp != nil && l.Seccomp.DefaultAction == specs.ActLog {
+			// Installed, but it denies nothing it does not list.
+			add(CtlSeccomp, false, "complain mode: the filter logs syscalls (SCMP_ACT_LOG) instead of denying them")
+		} else {
+			add(CtlSeccomp, true, "")
 		}
 		ok, note := lsm(h.AppArmor, "AppArmor")
 		add(CtlAppArmor, ok, note)

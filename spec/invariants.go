@@ -8,13 +8,30 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// Exception names a widening that NeverWidens accepts, in one precise form,
+// because the policy asked for it explicitly.
+type Exception string
+
+// SeccompComplain accepts a seccomp default action that denied (errno,
+// SIGSYS, kill) becoming SCMP_ACT_LOG, and nothing else: not
+// SCMP_ACT_ALLOW, not a lost filter. The caller passes it only when the
+// seccomp profile that applies sets complain mode.
+const SeccompComplain Exception = "seccomp.complain"
+
 // NeverWidens checks that after grants nothing before did not: no capability
-// added, no_new_privileges and read-only root kept, seccomp not cleared, no
-// masked or read-only path removed, no namespace dropped, no limit raised, no
-// device, sysctl or mount that is not a restricted scratch tmpfs added. It is
-// the invariant every mutator promises; tests and fuzzing hold Apply to it,
-// and the entry points run it on every decision as a last line of defence.
-func NeverWidens(before, after *specs.Spec) error {
+// added, no_new_privileges and read-only root kept, seccomp not cleared nor
+// its default action turned from denying to letting syscalls run, no flag
+// that weakens it added, no masked or read-only path removed, no namespace
+// dropped, no limit raised, no device, sysctl or mount that is not a
+// restricted scratch tmpfs added. It is the invariant every mutator
+// promises; tests and fuzzing hold Apply to it, and the entry points run it
+// on every decision as a last line of defence. exceptions accept the
+// widenings the policy asked for, each in its one precise form.
+//
+// The policy's filter replaces the engine's, so filters are compared by
+// their default action and flags, not rule by rule: a rule-level comparison
+// of two different filters says nothing reliable.
+func NeverWidens(before, after *specs.Spec, exceptions ...Exception) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -60,6 +77,9 @@ func NeverWidens(before, after *specs.Spec) error {
 			if bl.Seccomp != nil && al.Seccomp == nil {
 				bad("linux.seccomp: cleared")
 			}
+			if err := seccompNotWeakened(bl.Seccomp, al.Seccomp, slices.Contains(exceptions, SeccompComplain)); err != nil {
+				errs = append(errs, err)
+			}
 			if m := missingFrom(al.MaskedPaths, bl.MaskedPaths); len(m) > 0 {
 				bad("linux.maskedPaths: removed %v", m)
 			}
@@ -95,6 +115,25 @@ func NeverWidens(before, after *specs.Spec) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// seccompNotWeakened compares two filters' default actions and flags. With
+// complain, a denying default may become SCMP_ACT_LOG (and only that).
+func seccompNotWeakened(b, a *specs.LinuxSeccomp, complain bool) error {
+	if b == nil || a == nil {
+		return nil
+	}
+	if DeniesSyscall(b.DefaultAction) && !DeniesSyscall(a.DefaultAction) {
+		if !complain || a.DefaultAction != specs.ActLog {
+			return fmt.Errorf("linux.seccomp.defaultAction: %s denies, %s does not", b.DefaultAction, a.DefaultAction)
+		}
+	}
+	// SPEC_ALLOW turns off the speculative store bypass mitigation the
+	// kernel applies to every seccomp-filtered task.
+	if slices.Contains(a.Flags, specs.LinuxSeccompFlagSpecAllow) && !slices.Contains(b.Flags, specs.LinuxSeccompFlagSpecAllow) {
+		return fmt.Errorf("linux.seccomp.flags: added %s", specs.LinuxSeccompFlagSpecAllow)
+	}
+	return nil
 }
 
 func emptyCaps(c *specs.LinuxCapabilities) bool {

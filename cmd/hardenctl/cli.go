@@ -43,6 +43,7 @@ func init() {
 		cmdExplain,
 		cmdPs,
 		cmdInspect,
+		cmdDenials,
 		cmdProbe,
 		cmdInstall,
 		cmdUninstall,

@@ -247,6 +247,12 @@ func profileControls(r *profiles.Resolved, host spec.Host) []profileControl {
 		for _, d := range r.Seccomp.Deny {
 			sc += " -" + d
 		}
+		if r.Seccomp.Complain != nil && *r.Seccomp.Complain {
+			sc += "; COMPLAIN MODE: syscalls it would deny are logged and allowed, the filter protects nothing"
+		}
+		if r.Seccomp.LogDenials != nil && *r.Seccomp.LogDenials {
+			sc += "; denials logged (SECCOMP_FILTER_FLAG_LOG; 'hardenctl denials' reads them)"
+		}
 	}
 	add("seccomp", sc, spec.CtlSeccomp, "")
 	aa, aaNote := "not set (the spec's own)", ""

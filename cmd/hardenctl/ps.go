@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/harden-dev/harden/node"
+	"github.com/harden-dev/harden/profiles"
 	"github.com/harden-dev/harden/spec"
 )
 
@@ -94,6 +95,19 @@ func mismatches(r node.Record, p node.Posture) []string {
 	return out
 }
 
+// hasRule reports a change (not a refusal) recorded under rule.
+func hasRule(r node.Record, rule string) bool {
+	if r.Outcome == nil {
+		return false
+	}
+	for _, c := range r.Changes {
+		if c.Rule == rule && c.Op != spec.OpRefuse {
+			return true
+		}
+	}
+	return false
+}
+
 func hasChange(r node.Record, path string) bool {
 	for _, c := range r.Changes {
 		if c.Path == path && c.Op != spec.OpRefuse {
@@ -138,6 +152,9 @@ func runPs(c *cli, cmd *command, fs *flag.FlagSet, args []string) error {
 			rule, profile, mode, backend = d.Rule, d.Profile, string(d.Mode), string(d.Backend)
 			if d.Selected != "" {
 				profile += "+" + d.Selected
+			}
+			if hasRule(r, profiles.RuleSeccompComplain) {
+				mode += "+complain"
 			}
 			changes = strconv.Itoa(len(r.Changes))
 		}
@@ -199,6 +216,11 @@ func runInspect(c *cli, cmd *command, fs *flag.FlagSet, args []string) error {
 		t.row("decision", fmt.Sprintf("rule %s -> profile %s, mode %s, backend %s", d.Rule, d.Profile, d.Mode, d.Backend))
 		if d.Selected != "" {
 			t.row("selected", d.Selected+" (by annotation)")
+		}
+		if hasRule(r, profiles.RuleSeccompComplain) {
+			t.colored(red, "seccomp", "COMPLAIN MODE: syscalls the profile denies are logged and allowed ('hardenctl denials "+short(r.ID)+"' lists them)")
+		} else if hasRule(r, profiles.RuleSeccompLog) {
+			t.row("seccomp", "denials are logged ('hardenctl denials "+short(r.ID)+"' lists them)")
 		}
 	}
 	t.flush()
