@@ -47,7 +47,7 @@ test: ## install what is needed, then run every test (what CI runs)
 	@awk '{p += $$1; f += $$2; s += $$3} END {printf "all suites: %d passed, %d failed, %d skipped\n", p, f, s}' $(HARDEN_SUMMARY)
 
 unit: ## unit, golden and fuzz-seed tests (no daemons)
-	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./runcwrap/... ./cmd/... ./deploy/... 2>&1 | test/summary.sh
+	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./runcwrap/... ./record/... ./cmd/... ./deploy/... 2>&1 | test/summary.sh
 
 integration: build ## run hardened specs under real runc and crun and read what the kernel shows
 	$(GO) test -count=1 -v -timeout 20m ./test/integration/... 2>&1 | test/summary.sh

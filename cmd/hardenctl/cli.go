@@ -45,6 +45,7 @@ func init() {
 		cmdInspect,
 		cmdDenials,
 		cmdProbe,
+		cmdRecord,
 		cmdInstall,
 		cmdUninstall,
 		cmdAppArmorShow,
