@@ -69,9 +69,8 @@ test-matrix: build ## the shim under every maintained containerd: 1.7, 2.0, 2.1,
 conformance: build ## runc's bats suite against harden-runc (audit) must pass exactly what plain runc passes (docs/conformance.md; ~25 min)
 	test/conformance/bats.sh
 
-bench: deps build ## benchmarks: decision cost (Go) and container start vs the runc shim; see docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./profiles/...
-	test/bench/start.sh $(or $(ROUNDS),40)
+bench: deps build ## benchmarks, ~15-20 min (test/bench/all.sh; ROUNDS=, SECTIONS=...; output kept in HARDEN_CACHE/bench): decision cost, start, CRI, exec, concurrency, shim memory, scaling; docs/benchmarks.md
+	GO=$(GO) test/bench/all.sh
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./spec

@@ -11,7 +11,8 @@
 #                   protections (seccomp filter, masked paths, ...)
 # Prints median and p95 per variant and the ratios against runc.v2.
 #
-#   test/bench/start.sh [ROUNDS]     (default 40 rounds; each round runs both, order alternating)
+#   test/bench/start.sh [ROUNDS]     (default 40 rounds; each round runs all three, order rotating)
+#   HARDEN_BENCH_BIN=DIR             harden's binaries (default: the repo's bin/)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -19,6 +20,9 @@ rounds=${1:-40}
 HARDEN_CACHE=${HARDEN_CACHE:-/var/cache/harden}
 # shellcheck source=/dev/null
 source "$HARDEN_CACHE/env.sh"
+bin=$(cd "${HARDEN_BENCH_BIN:-$repo/bin}" && pwd)
+[[ -x $bin/containerd-shim-harden-v2 ]] ||
+	{ echo "no containerd-shim-harden-v2 in $bin: run make build (or set HARDEN_BENCH_BIN)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/hbench.XXXXXX)
 cleanup() {
@@ -26,6 +30,7 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 cat >"$work/harden.toml" <<TOML
 DecisionLog = "$work/decisions.log"
 StateDir = "$work/state"
@@ -36,7 +41,7 @@ export HARDEN_CONFIG=$work/harden.toml
 printf 'apiVersion: harden.dev/v1alpha1\nkind: Policy\ndefaults: {profile: baseline, mode: audit}\n' >"$work/audit.yaml"
 chmod 0644 "$work/audit.yaml"
 { cat "$work/harden.toml"; echo "PolicyPath = \"$work/audit.yaml\""; } >"$work/audit.toml"
-HARDEN_EXTRA_PATH=$repo/bin "$repo/test/env/containerd.sh" start "$work/c" >"$work/start.log" 2>&1 ||
+HARDEN_EXTRA_PATH=$bin "$repo/test/env/containerd.sh" start "$work/c" >"$work/start.log" 2>&1 ||
 	{ cat "$work/start.log" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$work/c/env.sh"
@@ -48,7 +53,9 @@ one() { # one VARIANT ID: appends milliseconds*1000 to VARIANT.txt
 	harden-audit) args+=(--runtime-config-path "$work/audit.toml") ;;
 	esac
 	t0=$(date +%s%N)
-	"$HARDEN_CTR" --address "$CONTAINERD_ADDRESS" run --rm $HARDEN_CTR_RUN_FLAGS "${args[@]}" "$HARDEN_BUSYBOX_IMAGE" "$2" true 2>/dev/null
+	# in the background, so a Ctrl-C ends the run (node.sh's ctr_ says why)
+	"$HARDEN_CTR" --address "$CONTAINERD_ADDRESS" run --rm $HARDEN_CTR_RUN_FLAGS "${args[@]}" "$HARDEN_BUSYBOX_IMAGE" "$2" true 2>/dev/null &
+	wait $!
 	t1=$(date +%s%N)
 	echo $(((t1 - t0) / 1000)) >>"$work/$1.txt"
 }
