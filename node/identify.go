@@ -46,14 +46,15 @@ func (c Config) AllowUnhardened(pol *profiles.Compiled, err error) bool {
 // point knows to the spec's annotations), decide, harden for the decided
 // backend's host, and in enforce mode write the result back atomically.
 // Audit mode leaves the file as it was. It fills rec's Policy, Outcome,
-// Result and Error, and returns the identity. The error wraps
+// Result and Error, and returns the identity and the spec as the runtime
+// will run it (hardened, or as read in audit mode). The error wraps
 // spec.ErrPolicyViolation when the policy refuses the container.
-func HardenBundle(pol *profiles.Compiled, cfg Config, bundle string, identify func(*specs.Spec) spec.Identity, rec *Record) (spec.Identity, error) {
+func HardenBundle(pol *profiles.Compiled, cfg Config, bundle string, identify func(*specs.Spec) spec.Identity, rec *Record) (spec.Identity, *specs.Spec, error) {
 	rec.Policy = pol.Source
 	doc, err := spec.ReadBundle(bundle)
 	if err != nil {
 		rec.Result, rec.Error = ResultError, err.Error()
-		return spec.Identity{}, err
+		return spec.Identity{}, nil, err
 	}
 	id := identify(doc.Spec)
 	d, _, _ := pol.Decide(id)
@@ -62,13 +63,13 @@ func HardenBundle(pol *profiles.Compiled, cfg Config, bundle string, identify fu
 	rec.Result = ResultOf(out, herr)
 	if herr != nil {
 		rec.Error = herr.Error()
-		return id, herr
+		return id, nil, herr
 	}
 	if out.Decision.Mode == spec.Enforce {
 		if err := doc.WriteBundle(bundle); err != nil {
 			rec.Result, rec.Error = ResultError, err.Error()
-			return id, err
+			return id, nil, err
 		}
 	}
-	return id, nil
+	return id, doc.Spec, nil
 }

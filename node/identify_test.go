@@ -105,7 +105,7 @@ func TestHardenBundle(t *testing.T) {
 				t.Fatal(err)
 			}
 			var rec Record
-			id, err := HardenBundle(tc.pol, Config{}, dir, func(s *specs.Spec) spec.Identity { return Identify(s, "c1", "ns", Config{}) }, &rec)
+			id, _, err := HardenBundle(tc.pol, Config{}, dir, func(s *specs.Spec) spec.Identity { return Identify(s, "c1", "ns", Config{}) }, &rec)
 			if (err != nil) != (tc.wantResult == ResultRefused) {
 				t.Fatalf("err = %v", err)
 			}
@@ -128,7 +128,7 @@ func TestHardenBundle(t *testing.T) {
 		})
 	}
 	var rec Record
-	if _, err := HardenBundle(pol, Config{}, t.TempDir(), nil, &rec); err == nil || rec.Result != ResultError {
+	if _, _, err := HardenBundle(pol, Config{}, t.TempDir(), nil, &rec); err == nil || rec.Result != ResultError {
 		t.Fatalf("missing config.json: err %v, record %+v", err, rec)
 	}
 }

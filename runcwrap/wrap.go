@@ -333,7 +333,7 @@ func (w *Wrapper) create(inv *Invocation, cfg node.Config, lg *logger) (*plan, e
 	if herr != nil {
 		rec.Result, rec.Error = node.ResultError, herr.Error()
 	} else {
-		_, herr = node.HardenBundle(pol, cfg, bundle, func(s *specs.Spec) spec.Identity { return node.Identify(s, id, ns, cfg) }, &rec)
+		_, _, herr = node.HardenBundle(pol, cfg, bundle, func(s *specs.Spec) spec.Identity { return node.Identify(s, id, ns, cfg) }, &rec)
 	}
 	backend := spec.Runc
 	if herr == nil {

@@ -199,7 +199,7 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 		rec.Result, rec.Error = node.ResultError, err.Error()
 		return nil, "", err
 	}
-	id, err := node.HardenBundle(pol, cfg, r.Bundle, func(sp *specs.Spec) spec.Identity { return node.Identify(sp, r.ID, ns, cfg) }, rec)
+	id, runs, err := node.HardenBundle(pol, cfg, r.Bundle, func(sp *specs.Spec) spec.Identity { return node.Identify(sp, r.ID, ns, cfg) }, rec)
 	if err != nil {
 		return nil, "", err
 	}
@@ -219,11 +219,7 @@ func (s *Service) hardenCreate(ctx context.Context, r *taskAPI.CreateTaskRequest
 	}
 	// Keep the process as it will run (hardened, or as sent in audit mode):
 	// every exec is checked against it, without reading the bundle again.
-	var proc *specs.Process
-	if doc, err := spec.ReadBundle(r.Bundle); err == nil {
-		proc = doc.Spec.Process
-	}
-	return &container{bundle: r.Bundle, identity: id, config: cfg, process: proc}, binary, nil
+	return &container{bundle: r.Bundle, identity: id, config: cfg, process: runs.Process}, binary, nil
 }
 
 // allowUnhardened applies failurePolicy to an error that is not a refusal
@@ -269,6 +265,7 @@ func (s *Service) hardenExisting(ctx context.Context, event, id, execID string, 
 		rec.Bundle, rec.Policy = c.bundle, pol.Source
 		err = apply(c, cfg, pol, &rec)
 	}
+	rec.HardenMicros = time.Since(rec.Time).Microseconds()
 	if err == nil {
 		return rec, rc, nil
 	}
