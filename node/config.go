@@ -213,10 +213,10 @@ func (c Config) RunscArgs() []string {
 func (c Config) Host(b spec.Backend) spec.Host {
 	h := profiles.DetectHost()
 	// Only crun is asked: runc accepts what the engines of its generation
-	// write, and asking costs a fork and exec on every shim's first start.
+	// write. The answer is cached in StateDir (maxOCIVersion).
 	if b == spec.Crun {
 		if bin, err := c.RuntimeBinary(b); err == nil {
-			h.MaxOCIVersion = maxOCIVersion(bin, b)
+			h.MaxOCIVersion = maxOCIVersion(bin, b, c.State())
 		}
 	}
 	if b == spec.Runsc {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/harden-dev/harden/spec"
 )
@@ -88,9 +89,24 @@ var ociVersions sync.Map // binary path -> string
 
 // maxOCIVersion asks the runtime (`features`, runc >= 1.1.0 and crun >= 1.9)
 // once per binary. crun releases without `features` accept at most 1.1.
-func maxOCIVersion(bin string, b spec.Backend) string {
+// The answer is kept in the process and, since every container gets a new
+// shim process, in StateDir/runtimes (cacheDir), valid while the binary's
+// inode, size and mtime stay the same: asking costs a fork and exec of the
+// runtime on each container's create otherwise.
+func maxOCIVersion(bin string, b spec.Backend, cacheDir string) string {
 	if v, ok := ociVersions.Load(bin); ok {
 		return v.(string)
+	}
+	key := binaryKey(bin)
+	cache := ""
+	if cacheDir != "" && key != "" {
+		sum := sha256.Sum256([]byte(bin))
+		cache = filepath.Join(cacheDir, "runtimes", hex.EncodeToString(sum[:8])+".json")
+		var c featuresCache
+		if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &c) == nil && c.Binary == bin && c.Key == key {
+			ociVersions.Store(bin, c.OCIVersionMax)
+			return c.OCIVersionMax
+		}
 	}
 	v := ""
 	out, err := exec.Command(bin, "features").Output()
@@ -104,5 +120,33 @@ func maxOCIVersion(bin string, b spec.Backend) string {
 		v = "1.1.0"
 	}
 	ociVersions.Store(bin, v)
+	if cache != "" {
+		if data, err := json.Marshal(featuresCache{Binary: bin, Key: key, OCIVersionMax: v}); err == nil {
+			if os.MkdirAll(filepath.Dir(cache), 0o700) == nil {
+				_ = spec.WriteFileAtomic(cache, data, 0o600) // a cache: failing to keep it costs only time
+			}
+		}
+	}
 	return v
+}
+
+// featuresCache is what maxOCIVersion keeps of a runtime's answer.
+type featuresCache struct {
+	Binary        string `json:"binary"`
+	Key           string `json:"key"` // binaryKey when asked
+	OCIVersionMax string `json:"ociVersionMax"`
+}
+
+// binaryKey identifies the file bin resolves to: a replaced or upgraded
+// binary gets another key. "" when it cannot be read.
+func binaryKey(bin string) string {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
 }
