@@ -78,7 +78,13 @@ for s in "${sections[@]}"; do
 	esac
 done
 
-work=$(mktemp -d /tmp/hnode.XXXXXX)
+# The work dir (containerd's root and state, the bundles, harden's state) is
+# on tmpfs, as a node's /run/containerd is: the atomic writes of the hardened
+# config.json and the state records pay for fsync on a disk, not on tmpfs.
+# BENCH_TMPDIR overrides it.
+bench_tmp=${BENCH_TMPDIR:-/dev/shm}
+[[ -d $bench_tmp && -w $bench_tmp ]] || bench_tmp=/tmp
+work=$(mktemp -d "$bench_tmp/hnode.XXXXXX")
 mkdir -p "$work/log" "$work/err" "$work/rt"
 
 # batch N FN ARG...: FN ARG for every ARG, N at a time in the background;

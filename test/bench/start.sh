@@ -24,7 +24,13 @@ bin=$(cd "${HARDEN_BENCH_BIN:-$repo/bin}" && pwd)
 [[ -x $bin/containerd-shim-harden-v2 ]] ||
 	{ echo "no containerd-shim-harden-v2 in $bin: run make build (or set HARDEN_BENCH_BIN)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/hbench.XXXXXX)
+# The work dir (containerd's root and state, the bundles, harden's state) is
+# on tmpfs, as a node's /run/containerd is: the atomic writes of the hardened
+# config.json and the state records pay for fsync on a disk, not on tmpfs.
+# BENCH_TMPDIR overrides it.
+bench_tmp=${BENCH_TMPDIR:-/dev/shm}
+[[ -d $bench_tmp && -w $bench_tmp ]] || bench_tmp=/tmp
+work=$(mktemp -d "$bench_tmp/hbench.XXXXXX")
 cleanup() {
 	"$repo/test/env/containerd.sh" stop "$work/c" >/dev/null 2>&1 || true
 	[ -n "${KEEP:-}" ] || rm -rf "$work"
