@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -126,6 +127,26 @@ func seccompNotWeakened(b, a *specs.LinuxSeccomp, complain bool) error {
 	if DeniesSyscall(b.DefaultAction) && !DeniesSyscall(a.DefaultAction) {
 		if !complain || a.DefaultAction != specs.ActLog {
 			return fmt.Errorf("linux.seccomp.defaultAction: %s denies, %s does not", b.DefaultAction, a.DefaultAction)
+		}
+	}
+	// No syscall the replaced filter denied (by its default or by a rule
+	// without conditions) or allowed only with certain arguments may be
+	// allowed unconditionally (IntersectSeccomp keeps that).
+	if !complain && DeniesSyscall(a.DefaultAction) && !reflect.DeepEqual(a, b) {
+		bv := verdicts(b)
+		var widened []string
+		for _, r := range a.Syscalls {
+			if !allows(r.Action) || len(r.Args) > 0 {
+				continue
+			}
+			for _, n := range r.Names {
+				if !verdictOf(bv, b, n).allowed {
+					widened = append(widened, n)
+				}
+			}
+		}
+		if len(widened) > 0 {
+			return fmt.Errorf("linux.seccomp.syscalls: allows %v, which the replaced filter denied or allowed only with certain arguments", widened)
 		}
 	}
 	// SPEC_ALLOW turns off the speculative store bypass mitigation the

@@ -62,6 +62,15 @@ func SetSeccompProfile(rule, name string, build SeccompBuilder, opts ...SeccompO
 		if want == nil {
 			return nil, nil
 		}
+		// The engine's filter may deny what the profile's allows (a pod's
+		// own stricter Localhost profile, a recorded profile): the filter
+		// harden installs never allows a syscall the one it replaces
+		// denied. Not in complain mode, which the policy asks for to let
+		// every syscall run: there the profile's filter is what is logged.
+		var narrowed []string
+		if s.Linux != nil && o.complainRule == "" {
+			want, narrowed = IntersectSeccomp(want, s.Linux.Seccomp)
+		}
 		var extra []Change
 		if o.complainRule != "" {
 			var converted []string
@@ -87,6 +96,10 @@ func SetSeccompProfile(rule, name string, build SeccompBuilder, opts ...SeccompO
 		before := SeccompSummary(l.Seccomp)
 		l.Seccomp = want
 		changes := []Change{{Rule: rule, Path: "linux.seccomp", Op: OpSet, Before: before, After: name + " " + SeccompSummary(want), Reason: "filter syscalls with the profile's seccomp policy"}}
+		if len(narrowed) > 0 {
+			changes = append(changes, Change{Rule: rule, Path: "linux.seccomp.syscalls", Op: OpRemove, Before: narrowed,
+				Reason: "the engine's filter denied these syscalls (or allowed them only with certain arguments): the profile's filter keeps those denials and conditions"})
+		}
 		return append(changes, extra...), nil
 	})
 }
@@ -153,4 +166,114 @@ func SeccompSummary(sc *specs.LinuxSeccomp) string {
 		s += fmt.Sprintf(", flags %v", sc.Flags)
 	}
 	return s
+}
+
+// allows reports whether action a lets the syscall run.
+func allows(a specs.LinuxSeccompAction) bool { return a == specs.ActAllow || a == specs.ActLog }
+
+// syscallVerdict is what a filter does with one syscall, at the level
+// IntersectSeccomp reasons about.
+type syscallVerdict struct {
+	allowed bool                 // unconditionally (an allow rule without args, or the default)
+	deny    *specs.LinuxSyscall  // an unconditional denying rule, when that is what decides
+	cond    []specs.LinuxSyscall // allow rules with argument conditions (and no unconditional one)
+}
+
+// verdicts classifies every syscall f's rules name; a syscall no rule
+// names gets f's default action (defaultVerdict).
+func verdicts(f *specs.LinuxSeccomp) map[string]syscallVerdict {
+	m := make(map[string]syscallVerdict)
+	for i := range f.Syscalls {
+		r := &f.Syscalls[i]
+		for _, name := range r.Names {
+			v := m[name]
+			switch {
+			case v.allowed:
+			case allows(r.Action) && len(r.Args) == 0:
+				v = syscallVerdict{allowed: true}
+			case allows(r.Action):
+				c := *r
+				c.Names = []string{name}
+				v.cond = append(v.cond, c)
+			case len(r.Args) == 0 && v.deny == nil:
+				d := *r
+				d.Names = []string{name}
+				v.deny = &d
+			}
+			m[name] = v
+		}
+	}
+	for name, v := range m {
+		switch {
+		case v.allowed:
+		case len(v.cond) > 0:
+			v.deny = nil
+		case v.deny == nil:
+			v.allowed = allows(f.DefaultAction) // only conditional denials: the default decides
+		}
+		m[name] = v
+	}
+	return m
+}
+
+// verdictOf is name's verdict under a filter whose rules gave m.
+func verdictOf(m map[string]syscallVerdict, f *specs.LinuxSeccomp, name string) syscallVerdict {
+	if v, ok := m[name]; ok {
+		return v
+	}
+	return syscallVerdict{allowed: allows(f.DefaultAction)}
+}
+
+// IntersectSeccomp narrows want, the filter a profile installs, so that it
+// allows no syscall that engine, the filter it replaces, denied: a syscall
+// the engine denied by a rule keeps that rule (its action and errno: ENOSYS
+// for clone3 makes libc fall back to clone), one the engine's default
+// denied is left to want's default, and one the engine allowed only with
+// certain arguments gets the engine's conditional rules in place of want's
+// unconditional allow. It returns want itself when nothing changes, and the
+// syscalls it narrowed.
+//
+// Rules of want that already carry argument conditions are kept as they
+// are (the conjunction of two conditional rule sets is not expressed), and
+// a want whose default action lets syscalls run is returned unchanged
+// (NeverWidens refuses it against a denying engine filter).
+func IntersectSeccomp(want, engine *specs.LinuxSeccomp) (*specs.LinuxSeccomp, []string) {
+	if want == nil || engine == nil || !DeniesSyscall(want.DefaultAction) || reflect.DeepEqual(want, engine) {
+		return want, nil
+	}
+	ev := verdicts(engine)
+	var kept, added []specs.LinuxSyscall
+	var narrowed []string
+	for _, r := range want.Syscalls {
+		if !allows(r.Action) || len(r.Args) > 0 {
+			kept = append(kept, r)
+			continue
+		}
+		var names []string
+		for _, n := range r.Names {
+			v := verdictOf(ev, engine, n)
+			switch {
+			case v.allowed:
+				names = append(names, n)
+				continue
+			case v.deny != nil:
+				added = append(added, *v.deny)
+			case len(v.cond) > 0:
+				added = append(added, v.cond...)
+			}
+			narrowed = append(narrowed, n)
+		}
+		if len(names) == len(r.Names) {
+			kept = append(kept, r)
+		} else if len(names) > 0 {
+			r.Names = names
+			kept = append(kept, r)
+		}
+	}
+	if len(narrowed) == 0 {
+		return want, nil
+	}
+	out := *want
+	out.Syscalls = append(kept, added...)
+	return &out, narrowed
 }

@@ -191,3 +191,81 @@ func TestSeccompOptionsInvariants(t *testing.T) {
 		}
 	}
 }
+
+// TestIntersectSeccomp: the profile's filter never allows a syscall the
+// engine's filter denied (critest's "should support seccomp localhost
+// profile": a pod's profile that allows everything but chmod kept chmod
+// allowed under harden's runtime-default before this).
+func TestIntersectSeccomp(t *testing.T) {
+	eperm, enosys := uint(1), uint(38)
+	profile := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: &eperm, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"read", "write", "chmod", "fchmodat", "personality", "clone3", "mount"}, Action: specs.ActAllow},
+		{Names: []string{"socket"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpEqualTo}}},
+	}}
+	denylist := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"chmod", "fchmodat"}, Action: specs.ActErrno, ErrnoRet: &eperm},
+	}}
+	allowlist := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: &eperm, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"read", "write", "chmod", "fchmodat", "socket"}, Action: specs.ActAllow},
+		{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}}},
+		{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+	}}
+	allowed := func(f *specs.LinuxSeccomp) (out []string) {
+		for _, r := range f.Syscalls {
+			if r.Action == specs.ActAllow && len(r.Args) == 0 {
+				out = append(out, r.Names...)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for name, tc := range map[string]struct {
+		engine       *specs.LinuxSeccomp
+		wantAllowed  []string
+		wantNarrowed []string
+	}{
+		"no engine filter":  {nil, []string{"chmod", "clone3", "fchmodat", "mount", "personality", "read", "write"}, nil},
+		"engine denylist":   {denylist, []string{"clone3", "mount", "personality", "read", "write"}, []string{"chmod", "fchmodat"}},
+		"engine allowlist":  {allowlist, []string{"chmod", "fchmodat", "read", "write"}, []string{"personality", "clone3", "mount"}},
+		"the same filter":   {profile, []string{"chmod", "clone3", "fchmodat", "mount", "personality", "read", "write"}, nil},
+		"engine allows all": {&specs.LinuxSeccomp{DefaultAction: specs.ActAllow}, []string{"chmod", "clone3", "fchmodat", "mount", "personality", "read", "write"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, narrowed := IntersectSeccomp(profile, tc.engine)
+			if a := allowed(got); !slices.Equal(a, tc.wantAllowed) || !slices.Equal(narrowed, tc.wantNarrowed) {
+				t.Fatalf("allowed %v narrowed %v, want %v %v", a, narrowed, tc.wantAllowed, tc.wantNarrowed)
+			}
+			if tc.engine != nil {
+				if err := NeverWidens(&specs.Spec{Linux: &specs.Linux{Seccomp: tc.engine}}, &specs.Spec{Linux: &specs.Linux{Seccomp: got}}); err != nil {
+					t.Fatalf("the narrowed filter widens: %v", err)
+				}
+				if err := NeverWidens(&specs.Spec{Linux: &specs.Linux{Seccomp: tc.engine}}, &specs.Spec{Linux: &specs.Linux{Seccomp: profile}}); (err == nil) != (len(tc.wantNarrowed) == 0) {
+					t.Fatalf("never-widen on the profile itself: %v", err)
+				}
+			}
+			// Idempotent: narrowing again against the result changes nothing.
+			if again, n := IntersectSeccomp(profile, got); n != nil && !reflect.DeepEqual(again, got) {
+				t.Fatalf("second pass narrowed %v", n)
+			}
+		})
+	}
+	// What the engine denied by a rule keeps the engine's action (ENOSYS
+	// steers libc from clone3 to clone); what it allowed only with
+	// arguments keeps those conditions.
+	got, _ := IntersectSeccomp(profile, allowlist)
+	var clone3, personality bool
+	for _, r := range got.Syscalls {
+		if slices.Equal(r.Names, []string{"clone3"}) && r.Action == specs.ActErrno && r.ErrnoRet != nil && *r.ErrnoRet == enosys {
+			clone3 = true
+		}
+		if slices.Equal(r.Names, []string{"personality"}) && r.Action == specs.ActAllow && len(r.Args) == 1 {
+			personality = true
+		}
+	}
+	if !clone3 || !personality {
+		t.Fatalf("engine rules not carried over: %+v", got.Syscalls)
+	}
+	if profile.Syscalls[0].Names[2] != "chmod" || len(profile.Syscalls) != 2 {
+		t.Fatal("the profile's filter was modified")
+	}
+}
