@@ -275,5 +275,10 @@ func IntersectSeccomp(want, engine *specs.LinuxSeccomp) (*specs.LinuxSeccomp, []
 	}
 	out := *want
 	out.Syscalls = append(kept, added...)
+	// A rule carried over that hands syscalls to the engine's seccomp agent
+	// needs the agent's socket, or the runtime refuses the filter.
+	if slices.ContainsFunc(added, func(r specs.LinuxSyscall) bool { return r.Action == specs.ActNotify }) && out.ListenerPath == "" {
+		out.ListenerPath, out.ListenerMetadata = engine.ListenerPath, engine.ListenerMetadata
+	}
 	return &out, narrowed
 }

@@ -269,3 +269,20 @@ func TestIntersectSeccomp(t *testing.T) {
 		t.Fatal("the profile's filter was modified")
 	}
 }
+
+// TestIntersectSeccompKeepsNotify: a syscall the engine hands to its
+// seccomp agent stays with the agent, whose socket comes along.
+func TestIntersectSeccompKeepsNotify(t *testing.T) {
+	eperm := uint(1)
+	profile := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: &eperm, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"read", "write", "mkdir"}, Action: specs.ActAllow}}}
+	engine := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: "/run/agent.sock", ListenerMetadata: "m",
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActNotify}}}
+	got, narrowed := IntersectSeccomp(profile, engine)
+	if !slices.Equal(narrowed, []string{"mkdir"}) || got.ListenerPath != "/run/agent.sock" || got.ListenerMetadata != "m" {
+		t.Fatalf("narrowed %v, listener %q %q", narrowed, got.ListenerPath, got.ListenerMetadata)
+	}
+	if profile.ListenerPath != "" {
+		t.Fatal("the profile's filter was modified")
+	}
+}
