@@ -22,7 +22,7 @@ STATIC_TAGS := netgo,osusergo
 FUZZTIME    ?= 30s
 PREFIX      ?= /usr/local
 
-.PHONY: help build test unit integration e2e security matrix test-matrix conformance bench fuzz lint demo install deps clean
+.PHONY: help build test unit integration e2e security matrix test-matrix conformance conformance-cri bench fuzz lint demo install deps clean
 
 # containerd releases the shim is checked against in `make test` (CI);
 # `make test-matrix` checks every maintained line.
@@ -68,6 +68,9 @@ test-matrix: build ## the shim under every maintained containerd: 1.7, 2.0, 2.1,
 
 conformance: build ## runc's bats suite against harden-runc (audit) must pass exactly what plain runc passes (docs/conformance.md; ~25 min)
 	test/conformance/bats.sh
+
+conformance-cri: build ## critest (cri-tools) on one containerd: harden (audit) must pass exactly what runc passes; harden (enforce) listed (docs/conformance-cri.md)
+	test/conformance/critest.sh
 
 bench: deps build ## benchmarks, ~15-20 min (test/bench/all.sh; ROUNDS=, SECTIONS=...; output kept in HARDEN_CACHE/bench): decision cost, start, CRI, exec, concurrency, shim memory, scaling; docs/benchmarks.md
 	GO=$(GO) test/bench/all.sh
