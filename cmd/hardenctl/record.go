@@ -139,7 +139,7 @@ func parseRecordArgs(c *cli, cmd *command, fs *flag.FlagSet, args []string) (rec
 	case o.namespace == "":
 		return o, usagef(cmd, "--namespace must not be empty")
 	case o.runtime == recordHardenRuntime:
-		return o, usagef(cmd, "--runtime %s cannot record: harden replaces the container's seccomp profile with its policy's, recording filter included; record under the plain runc shim (io.containerd.runc.v2), then name the profile in the policy", recordHardenRuntime)
+		return o, usagef(cmd, "--runtime %s cannot record: harden installs its policy's seccomp filter, narrowed to the recording filter, so syscalls the policy denies never reach the recorder; record under the plain runc shim (io.containerd.runc.v2), then name the profile in the policy", recordHardenRuntime)
 	}
 	for _, f := range o.runFlags {
 		if isSeccompFlag(f) {

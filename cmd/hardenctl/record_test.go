@@ -62,7 +62,7 @@ func TestRecordArgs(t *testing.T) {
 		{name: "no output", args: []string{"busybox"}, err: "-o FILE is required"},
 		{name: "no image", args: []string{"-o", "x.json"}, err: "name the IMAGE"},
 		{name: "flag after -- as image", args: []string{"-o", "x.json", "--", "-x"}, err: "looks like a flag"},
-		{name: "harden runtime", args: []string{"-o", "x.json", "--runtime", "io.containerd.harden.v2", "busybox"}, err: "replaces the container's seccomp profile"},
+		{name: "harden runtime", args: []string{"-o", "x.json", "--runtime", "io.containerd.harden.v2", "busybox"}, err: "never reach the recorder"},
 		{name: "seccomp run flag", args: []string{"-o", "x.json", "--run-flag=--seccomp-profile=/x", "busybox"}, err: "sets the seccomp profile itself"},
 		{name: "privileged run flag", args: []string{"-o", "x.json", "--run-flag", "--privileged", "busybox"}, err: "sets the seccomp profile itself"},
 		{name: "negative duration", args: []string{"-o", "x.json", "--duration", "-1s", "busybox"}, err: "--duration"},
