@@ -52,6 +52,8 @@ set -euo pipefail
 
 HARDEN_CACHE=${HARDEN_CACHE:-/var/cache/harden}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=etc.sh
+. "$here/etc.sh"
 repo=$(cd "$here/../.." && pwd)
 RUNC_VERSION=v1.4.0
 RUNC_MODULE=github.com/opencontainers/runc
@@ -123,42 +125,7 @@ make_busybox_tar() {
 	for a in $("$busybox_bin" --list); do
 		[[ $a == busybox || -e $r/bin/$a ]] || ln -s busybox "$r/bin/$a"
 	done
-	cat >"$r/etc/passwd" <<-'EOF'
-		root:x:0:0:root:/root:/bin/sh
-		daemon:x:1:1:daemon:/usr/sbin:/bin/false
-		bin:x:2:2:bin:/bin:/bin/false
-		sys:x:3:3:sys:/dev:/bin/false
-		sync:x:4:100:sync:/bin:/bin/sync
-		mail:x:8:8:mail:/var/spool/mail:/bin/false
-		www-data:x:33:33:www-data:/var/www:/bin/false
-		operator:x:37:37:Operator:/var:/bin/false
-		nobody:x:65534:65534:nobody:/home:/bin/false
-	EOF
-	cat >"$r/etc/group" <<-'EOF'
-		root:x:0:
-		daemon:x:1:
-		bin:x:2:
-		sys:x:3:
-		adm:x:4:
-		tty:x:5:
-		disk:x:6:
-		lp:x:7:
-		mail:x:8:
-		kmem:x:9:
-		wheel:x:10:root
-		cdrom:x:11:
-		dialout:x:18:
-		floppy:x:19:
-		video:x:28:
-		audio:x:29:
-		tape:x:32:
-		www-data:x:33:
-		operator:x:37:
-		utmp:x:43:
-		users:x:100:
-		staff:x:50:
-		nogroup:x:65534:
-	EOF
+	write_image_etc "$r"
 	touch "$r/etc/hostname" "$r/etc/hosts" "$r/etc/resolv.conf"
 	tar --numeric-owner --owner=0 --group=0 --mtime=@1704067200 --sort=name -C "$r" -cJf "$dest.tmp" .
 	mv -f "$dest.tmp" "$dest"
