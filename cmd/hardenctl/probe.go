@@ -199,7 +199,7 @@ func runProbe(ctx context.Context, stderr io.Writer, o probeOptions) (*probeOutp
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	name, err := containerName()
+	name, err := freshName("harden-probe-")
 	if err != nil {
 		return nil, err
 	}
@@ -258,13 +258,14 @@ func splitProbeOutput(out []byte) (findings, other []string) {
 	return findings, other
 }
 
-// containerName is a fresh container (and CRI pod) name.
-func containerName() (string, error) {
+// freshName is a new container (and CRI pod) name: prefix and 12 random
+// hex digits.
+func freshName(prefix string) (string, error) {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("container name: %w", err)
 	}
-	return "harden-probe-" + hex.EncodeToString(b[:]), nil
+	return prefix + hex.EncodeToString(b[:]), nil
 }
 
 // findProbe returns the harden-probe to use: path if given, else the one

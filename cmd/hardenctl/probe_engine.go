@@ -40,7 +40,7 @@ func newProbeEngine(o probeOptions, name, bin, dir string) probeEngine {
 	case "cri":
 		return &criEngine{cli: engineCLI{path: o.cli, global: crictlGlobal(o)}, o: o, name: name, bin: bin, dir: dir}
 	}
-	return &ctrEngine{cli: engineCLI{path: o.cli, global: ctrGlobal(o)}, o: o, name: name, bin: bin}
+	return &ctrEngine{cli: engineCLI{path: o.cli, global: ctrGlobal(o.address, o.namespace)}, o: o, name: name, bin: bin}
 }
 
 // engineCLI is an engine's command-line client and the global flags that
@@ -66,17 +66,23 @@ func (e *engineError) Error() string {
 
 func (e *engineError) Unwrap() error { return e.err }
 
-// run runs the CLI with args. The CLI gets its own process group, so that
-// a Ctrl-C on the terminal reaches hardenctl only, and when ctx ends the
-// whole group is killed. Stdin is /dev/null: `ctr run` would otherwise
-// forward the terminal, and stop on SIGTTIN in a background group.
-func (e engineCLI) run(ctx context.Context, args ...string) ([]byte, error) {
+// command is the CLI with args in its own process group, so that a Ctrl-C
+// on the terminal reaches hardenctl only; when ctx ends the whole group is
+// killed. Stdin is /dev/null: `ctr run` would otherwise forward the
+// terminal, and stop on SIGTTIN in a background group.
+func (e engineCLI) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, e.path, append(slices.Clone(e.global), args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// run runs the CLI with args (command) and returns its stdout.
+func (e engineCLI) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := e.command(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return stdout.Bytes(), &engineError{cmd: filepath.Base(e.path) + " " + args[0], err: err, stderr: strings.TrimSpace(stderr.String())}
 	}
@@ -90,12 +96,13 @@ type ctrEngine struct {
 	name, bin string
 }
 
-func ctrGlobal(o probeOptions) []string {
+// ctrGlobal selects the containerd instance and namespace ctr acts on.
+func ctrGlobal(address, namespace string) []string {
 	var g []string
-	if o.address != "" {
-		g = append(g, "--address", o.address)
+	if address != "" {
+		g = append(g, "--address", address)
 	}
-	return append(g, "--namespace", o.namespace)
+	return append(g, "--namespace", namespace)
 }
 
 // runArgs is the `ctr run` command line. ctr's default spec has no
@@ -118,28 +125,32 @@ func (e *ctrEngine) runArgs() []string {
 
 func (e *ctrEngine) run(ctx context.Context) ([]byte, error) { return e.cli.run(ctx, e.runArgs()...) }
 
-func (e *ctrEngine) exists(ctx context.Context) (bool, error) {
-	out, err := e.cli.run(ctx, "containers", "ls", "-q")
+func (e *ctrEngine) remove(ctx context.Context) error { return e.cli.ctrRemove(ctx, e.name) }
+
+// ctrExists reports whether ctr lists container name.
+func (e engineCLI) ctrExists(ctx context.Context, name string) (bool, error) {
+	out, err := e.run(ctx, "containers", "ls", "-q")
 	if err != nil {
 		return false, err
 	}
-	return slices.Contains(strings.Fields(string(out)), e.name), nil
+	return slices.Contains(strings.Fields(string(out)), name), nil
 }
 
-// remove deletes the task (killing it) and the container, if ctr run --rm
-// did not get to.
-func (e *ctrEngine) remove(ctx context.Context) error {
-	if ok, err := e.exists(ctx); err != nil || !ok {
+// ctrRemove deletes container name's task (killing it) and the container,
+// if `ctr run --rm` did not get to. A container that is gone or was never
+// created is no error.
+func (e engineCLI) ctrRemove(ctx context.Context, name string) error {
+	if ok, err := e.ctrExists(ctx, name); err != nil || !ok {
 		return err
 	}
-	_, taskErr := e.cli.run(ctx, "tasks", "delete", "--force", e.name)
-	_, err := e.cli.run(ctx, "containers", "delete", e.name)
-	ok, lsErr := e.exists(ctx)
+	_, taskErr := e.run(ctx, "tasks", "delete", "--force", name)
+	_, err := e.run(ctx, "containers", "delete", name)
+	ok, lsErr := e.ctrExists(ctx, name)
 	switch {
 	case lsErr != nil:
 		return lsErr
 	case ok:
-		return errors.Join(fmt.Errorf("ctr still lists container %s", e.name), taskErr, err)
+		return errors.Join(fmt.Errorf("ctr still lists container %s", name), taskErr, err)
 	}
 	return nil
 }

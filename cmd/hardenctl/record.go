@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -263,7 +260,7 @@ type recording struct {
 // recording is not usable: interrupted, the container never ran under the
 // filter, or a notification fd failed.
 func runRecording(ctx context.Context, stderr io.Writer, o recordOptions) (*recording, error) {
-	name, err := recordContainerName()
+	name, err := freshName("harden-record-")
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +290,7 @@ func runRecording(ctx context.Context, stderr io.Writer, o recordOptions) (*reco
 		return nil, fmt.Errorf("record: %w", err)
 	}
 
-	e := recordCtr{path: o.ctr, global: ctrGlobalArgs(o)}
+	e := recordCtr{engineCLI{path: o.ctr, global: ctrGlobal(o.address, o.namespace)}}
 	runArgs := []string{"run", "--rm", "--runtime", o.runtime, "--seccomp", "--seccomp-profile", filterFile}
 	runArgs = append(runArgs, o.runFlags...)
 	runArgs = append(append(runArgs, o.image, name), o.args...)
@@ -352,7 +349,7 @@ wait:
 	// Removal gets its own time, whatever happened to the run's.
 	rmCtx, rmCancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer rmCancel()
-	rmErr := e.remove(rmCtx, name)
+	rmErr := e.ctrRemove(rmCtx, name)
 	// Once the container is gone no process uses the filter, and the
 	// sessions end by themselves.
 	out.drained = rec.Stop(10 * time.Second)
@@ -385,15 +382,6 @@ wait:
 		return nil, fmt.Errorf("record: processes were still under the recording filter after container %s was removed; no profile written", name)
 	}
 	return out, nil
-}
-
-// recordContainerName is a fresh container name.
-func recordContainerName() (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("container name: %w", err)
-	}
-	return "harden-record-" + hex.EncodeToString(b[:]), nil
 }
 
 // recordSocketDir creates the private directory (0700) for the listener
@@ -432,42 +420,8 @@ func findCtr(path string) (string, error) {
 	return path, nil
 }
 
-func ctrGlobalArgs(o recordOptions) []string {
-	var g []string
-	if o.address != "" {
-		g = append(g, "--address", o.address)
-	}
-	return append(g, "--namespace", o.namespace)
-}
-
 // recordCtr runs ctr against one containerd and namespace.
-type recordCtr struct {
-	path   string
-	global []string
-}
-
-// command is ctr with args in its own process group, so that a Ctrl-C on
-// the terminal reaches hardenctl only; when ctx ends the group is killed.
-// Stdin is /dev/null: `ctr run` would otherwise forward the terminal, and
-// stop on SIGTTIN in a background group.
-func (e recordCtr) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, e.path, append(slices.Clone(e.global), args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	return cmd
-}
-
-// run runs a short ctr command and returns its stdout.
-func (e recordCtr) run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := e.command(ctx, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("ctr %s: %w: %s", strings.Join(args[:min(2, len(args))], " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
+type recordCtr struct{ engineCLI }
 
 // kill signals the container's task (with all, every process in it).
 func (e recordCtr) kill(name, signal string, all bool) error {
@@ -479,31 +433,4 @@ func (e recordCtr) kill(name, signal string, all bool) error {
 	}
 	_, err := e.run(ctx, append(args, name)...)
 	return err
-}
-
-func (e recordCtr) exists(ctx context.Context, name string) (bool, error) {
-	out, err := e.run(ctx, "containers", "ls", "-q")
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(strings.Fields(string(out)), name), nil
-}
-
-// remove deletes the task (killing it) and the container, if `ctr run
-// --rm` did not get to. It does not mind a container that is gone or was
-// never created.
-func (e recordCtr) remove(ctx context.Context, name string) error {
-	if ok, err := e.exists(ctx, name); err != nil || !ok {
-		return err
-	}
-	_, taskErr := e.run(ctx, "tasks", "delete", "--force", name)
-	_, err := e.run(ctx, "containers", "delete", name)
-	ok, lsErr := e.exists(ctx, name)
-	switch {
-	case lsErr != nil:
-		return lsErr
-	case ok:
-		return errors.Join(fmt.Errorf("ctr still lists container %s", name), taskErr, err)
-	}
-	return nil
 }
