@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,33 +332,8 @@ func TestHardenctlProbeDocker(t *testing.T) {
 	requireSuite(t)
 	need(t, "HARDEN_DOCKERD29")
 	docker := need(t, "HARDEN_DOCKER")
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "hp.")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "harden.toml")
-	decisions := filepath.Join(dir, "decisions.log")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("DecisionLog = %q\nStateDir = %q\nRoot = %q\nBinaryName = %q\n",
-		decisions, filepath.Join(dir, "state"), filepath.Join(dir, "runc"), env["HARDEN_RUNC"])), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	daemon := filepath.Join(dir, "d")
-	envv := append(os.Environ(), "HARDEN_CONFIG="+cfg, "HARDEN_EXTRA_PATH="+filepath.Join(repo, "bin"))
-	script := filepath.Join(repo, "test", "env", "dockerd.sh")
-	if r, err := runCmd(5*time.Minute, envv, script, "start", daemon, "29"); err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("start Docker 29: %v\n%s", err, r)
-	}
-	t.Cleanup(func() {
-		if r, err := runCmd(2*time.Minute, envv, script, "stop", daemon); err != nil {
-			t.Errorf("stop Docker 29: %v\n%s", err, r)
-		}
-		os.RemoveAll(dir)
-	})
+	d := startDocker29(t, "hp.")
+	daemon, decisions := d.daemon, d.decisions
 	sock := filepath.Join(daemon, "docker.sock")
 	args := func(extra ...string) []string {
 		// probeCommand's --address is the containerd socket; the last
