@@ -19,14 +19,20 @@ import (
 
 var cmdInstall = &command{
 	name:    "install",
-	args:    "containerd|docker|crio [--config PATH] [--handler NAME] [--policy FILE] [--dry-run] [--shim]",
+	args:    "containerd|docker|crio [--config PATH] [--handler NAME] [--policy FILE] [--dry-run] [--shim] [--runc-type]",
 	summary: "Register harden as a runtime in an engine's configuration (shows the diff, keeps a backup)",
 	detail: `install adds harden's runtime entry to the engine's configuration and touches
 nothing else:
 
   containerd  a CRI runtime handler (type io.containerd.harden.v2) appended to
               /etc/containerd/config.toml as a marked block, in the layout of the
-              file's config version (3 for containerd 2.x, 2 for 1.7)
+              file's config version (3 for containerd 2.x, 2 for 1.7). With
+              --runc-type the handler is declared as runc's type
+              (io.containerd.runc.v2) with runtime_path naming harden's shim:
+              containerd then sends runc options, which pods with hostUsers:
+              false need (containerd reads a user-namespace pod's handler
+              options as runc options), and harden's own settings, the policy
+              included, come from /etc/harden/config.toml only
   docker      runtimes.<handler> in /etc/docker/daemon.json: the path of
               harden-runc (every Docker version), or with --shim the runtime type
               io.containerd.harden.v2 (Docker 23+)
@@ -40,6 +46,7 @@ uninstall removes exactly what install added.`,
 	examples: []string{
 		"hardenctl install containerd --dry-run",
 		"hardenctl install containerd --handler harden --policy /etc/harden/policy.yaml",
+		"hardenctl install containerd --runc-type",
 		"hardenctl install docker --config /etc/docker/daemon.json",
 		"hardenctl uninstall containerd",
 	},
@@ -69,6 +76,9 @@ type installTarget struct {
 type installOptions struct {
 	handler, policy, binDir string
 	shim                    bool
+	// runcType declares the containerd handler as io.containerd.runc.v2
+	// with runtime_path = harden's shim (see editContainerd).
+	runcType bool
 }
 
 var installTargets = map[string]installTarget{
@@ -88,6 +98,7 @@ func runInstall(c *cli, cmd *command, fs *flag.FlagSet, args []string, install b
 		fs.StringVar(&o.policy, "policy", "", "policy `FILE` the runtime uses (default: /etc/harden/policy.yaml, else the embedded default)")
 		fs.StringVar(&o.binDir, "bin-dir", "/usr/local/bin", "`DIR` where harden's binaries are installed")
 		fs.BoolVar(&o.shim, "shim", false, "docker: use the containerd shim (runtimeType io.containerd.harden.v2, Docker 23+) instead of harden-runc")
+		fs.BoolVar(&o.runcType, "runc-type", false, "containerd: declare the handler as runtime_type io.containerd.runc.v2 with runtime_path harden's shim (needed for pods with hostUsers: false; harden's settings then come from /etc/harden/config.toml only)")
 	}
 	pos, err := c.parse(cmd, fs, args)
 	if err != nil {
@@ -105,6 +116,18 @@ func runInstall(c *cli, cmd *command, fs *flag.FlagSet, args []string, install b
 	}
 	if o.policy != "" && !filepath.IsAbs(o.policy) {
 		return usagef(cmd, "--policy %q: give an absolute path", o.policy)
+	}
+	if o.runcType && pos[0] != "containerd" {
+		return usagef(cmd, "--runc-type applies to containerd only")
+	}
+	if o.runcType && o.policy != "" {
+		// containerd hands a runc-type handler's options to the shim as
+		// runc options, which have no field for a policy: a PolicyPath
+		// written there would be dropped without a word.
+		return usagef(cmd, "--policy cannot be combined with --runc-type: containerd sends a runc-type handler runc options, which carry no policy; set PolicyPath in /etc/harden/config.toml instead")
+	}
+	if o.runcType && !filepath.IsAbs(o.binDir) {
+		return usagef(cmd, "--bin-dir %q: give an absolute path (it becomes runtime_path)", o.binDir)
 	}
 	if *path == "" {
 		*path = t.defaultPath
@@ -216,11 +239,25 @@ func editContainerd(old []byte, o installOptions, install bool) ([]byte, error) 
 	var b strings.Builder
 	b.WriteString(begin + "\n")
 	fmt.Fprintf(&b, "[plugins.%q.containerd.runtimes.%q]\n", plugin, o.handler)
-	b.WriteString("  runtime_type = \"io.containerd.harden.v2\"\n")
-	fmt.Fprintf(&b, "  [plugins.%q.containerd.runtimes.%q.options]\n", plugin, o.handler)
-	fmt.Fprintf(&b, "    RuntimeHandler = %q\n", o.handler)
-	if o.policy != "" {
-		fmt.Fprintf(&b, "    PolicyPath = %q\n", o.policy)
+	if o.runcType {
+		// containerd's CRI reads the options of a pod with a user
+		// namespace as runc options (containerd 2.4
+		// internal/cri/server/container_start_linux.go) and fails for any
+		// other runtime_type. Declared as runc's type, the handler gets
+		// runc options, which harden's shim accepts (BinaryName, Root,
+		// SystemdCgroup ... as containerd's runc shim reads them);
+		// harden's own settings come from its node configuration.
+		b.WriteString("  # runc's runtime type, harden's shim: containerd sends runc options (pods with\n")
+		b.WriteString("  # hostUsers: false need them); harden's settings are in /etc/harden/config.toml.\n")
+		b.WriteString("  runtime_type = \"io.containerd.runc.v2\"\n")
+		fmt.Fprintf(&b, "  runtime_path = %q\n", filepath.Join(o.binDir, "containerd-shim-harden-v2"))
+	} else {
+		b.WriteString("  runtime_type = \"io.containerd.harden.v2\"\n")
+		fmt.Fprintf(&b, "  [plugins.%q.containerd.runtimes.%q.options]\n", plugin, o.handler)
+		fmt.Fprintf(&b, "    RuntimeHandler = %q\n", o.handler)
+		if o.policy != "" {
+			fmt.Fprintf(&b, "    PolicyPath = %q\n", o.policy)
+		}
 	}
 	b.WriteString(end)
 	block := b.String()

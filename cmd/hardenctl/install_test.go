@@ -82,3 +82,58 @@ func TestInstallEngines(t *testing.T) {
 	}
 	hardenctl(t, "", "install", "podman").want(t, 2)
 }
+
+// TestInstallContainerdRuncType: --runc-type declares the handler as runc's
+// runtime type with harden's shim as runtime_path and no options table, so
+// containerd sends (empty) runc options; it refuses settings runc options
+// cannot carry, and install/uninstall stay exact inverses.
+func TestInstallContainerdRuncType(t *testing.T) {
+	dir := t.TempDir()
+	orig := "version = 3\n\n[plugins.\"io.containerd.cri.v1.runtime\".containerd]\n  default_runtime_name = \"runc\"\n"
+	p := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(p, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		b, _ := os.ReadFile(p)
+		return string(b)
+	}
+	hardenctl(t, "", "install", "containerd", "--runc-type", "--handler", "harden-userns", "--bin-dir", "/opt/harden/bin", "--config", p).want(t, 0)
+	got := read()
+	want := orig + `
+# BEGIN harden runtime harden-userns (added by hardenctl install; hardenctl uninstall removes it)
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes."harden-userns"]
+  # runc's runtime type, harden's shim: containerd sends runc options (pods with
+  # hostUsers: false need them); harden's settings are in /etc/harden/config.toml.
+  runtime_type = "io.containerd.runc.v2"
+  runtime_path = "/opt/harden/bin/containerd-shim-harden-v2"
+# END harden runtime harden-userns
+`
+	if got != want {
+		t.Fatalf("--runc-type block:\n%s\nwant:\n%s", got, want)
+	}
+	hardenctl(t, "", "install", "containerd", "--runc-type", "--handler", "harden-userns", "--bin-dir", "/opt/harden/bin", "--config", p).has(t, "stdout", "nothing to change")
+	// Switching the same handler back to harden's own type replaces the block.
+	hardenctl(t, "", "install", "containerd", "--handler", "harden-userns", "--config", p).want(t, 0)
+	if got := read(); strings.Contains(got, "runtime_path") || !strings.Contains(got, `runtime_type = "io.containerd.harden.v2"`) {
+		t.Fatalf("back to io.containerd.harden.v2:\n%s", got)
+	}
+	hardenctl(t, "", "uninstall", "containerd", "--handler", "harden-userns", "--config", p).want(t, 0)
+	if got := read(); got != orig {
+		t.Fatalf("uninstall left:\n%q\nwant:\n%q", got, orig)
+	}
+
+	// A policy cannot travel in runc options: refused, not dropped.
+	r := hardenctl(t, "", "install", "containerd", "--runc-type", "--policy", "/etc/harden/p.yaml", "--config", p)
+	r.want(t, 2)
+	r.has(t, "stderr", "set PolicyPath in /etc/harden/config.toml")
+	r = hardenctl(t, "", "install", "docker", "--runc-type", "--config", filepath.Join(dir, "daemon.json"))
+	r.want(t, 2)
+	r.has(t, "stderr", "containerd only")
+	r = hardenctl(t, "", "install", "containerd", "--runc-type", "--bin-dir", "bin", "--config", p)
+	r.want(t, 2)
+	r.has(t, "stderr", "absolute path")
+	if got := read(); got != orig {
+		t.Fatalf("a refused install changed the file:\n%s", got)
+	}
+}

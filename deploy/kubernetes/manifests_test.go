@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -797,5 +798,63 @@ func TestInstallerScript(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(n.root, "etc/harden/policy.yaml")); err != nil {
 		t.Errorf("uninstall removed the policy without REMOVE_POLICY=true: %v", err)
+	}
+}
+
+// TestInstallerScriptRuncType: RUNTIME_TYPE=runc registers each handler as
+// runc's runtime type with harden's shim as runtime_path (what pods with
+// hostUsers: false need), idempotently, and refuses, before writing
+// anything, handlers that name a policy a runc-type handler cannot select.
+func TestInstallerScriptRuncType(t *testing.T) {
+	n := newNode(t)
+	out, err := n.run("apply", "RUNTIME_TYPE=runc")
+	if err == nil || !strings.Contains(out, "handler harden-runsc names policy-runsc.yaml") {
+		t.Errorf("RUNTIME_TYPE=runc with a second policy file: %v\n%s", err, out)
+	}
+	if got := n.read("etc/containerd/config.toml"); got != existingConfig {
+		t.Errorf("a refused install changed containerd's config:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(n.root, "usr/local/bin/containerd-shim-harden-v2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused install copied the shim: %v", err)
+	}
+	if out, err := n.run("apply", "RUNTIME_TYPE=runsc"); err == nil || !strings.Contains(out, "want harden or runc") {
+		t.Errorf("RUNTIME_TYPE=runsc: %v\n%s", err, out)
+	}
+
+	out, err = n.run("apply", "RUNTIME_TYPE=runc", "HANDLERS=harden=policy.yaml harden-userns=policy.yaml")
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	conf := n.read("etc/containerd/config.toml")
+	var cfg struct {
+		Plugins map[string]struct {
+			Containerd struct {
+				Runtimes map[string]map[string]any `toml:"runtimes"`
+			} `toml:"containerd"`
+		} `toml:"plugins"`
+	}
+	if err := toml.Unmarshal([]byte(conf), &cfg); err != nil {
+		t.Fatalf("containerd config: %v\n%s", err, conf)
+	}
+	runtimes := cfg.Plugins["io.containerd.cri.v1.runtime"].Containerd.Runtimes
+	for _, h := range []string{"harden", "harden-userns"} {
+		want := map[string]any{"runtime_type": "io.containerd.runc.v2", "runtime_path": "/usr/local/bin/containerd-shim-harden-v2"}
+		if got := runtimes[h]; !reflect.DeepEqual(got, want) {
+			t.Errorf("handler %s = %v, want %v (no options: containerd sends runc options)\n%s", h, got, want, conf)
+		}
+	}
+	out, err = n.run("apply", "RUNTIME_TYPE=runc", "HANDLERS=harden=policy.yaml harden-userns=policy.yaml")
+	if err != nil || strings.Contains(out, "wrote ") || !strings.Contains(out, "no restart needed") {
+		t.Errorf("the second install changed something: %v\n%s", err, out)
+	}
+	if got := n.read("etc/containerd/config.toml"); got != conf {
+		t.Errorf("the second install changed containerd's config:\n%s", got)
+	}
+	out, err = n.run("apply", "MODE=uninstall", "HANDLERS=harden=policy.yaml harden-userns=policy.yaml")
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	if got := n.read("etc/containerd/config.toml"); strings.TrimRight(got, "\n") != strings.TrimRight(existingConfig, "\n") {
+		t.Errorf("uninstall left containerd's config as:\n%s", got)
 	}
 }

@@ -3,10 +3,14 @@
 # containerd 2.4 with three CRI runtime handlers, and compares them (issue 5):
 #
 #   runc          io.containerd.runc.v2 with runc 1.4.0 (test/env/containerd.sh's own handler)
-#   harden-audit  io.containerd.harden.v2 (bin/containerd-shim-harden-v2), BinaryName the same
-#                 runc, policy {defaults: {profile: baseline, mode: audit}}
-#   harden        io.containerd.harden.v2, PolicyPath naming a file that does not exist: the
-#                 embedded default policy (baseline, enforce)
+#   harden-audit  bin/containerd-shim-harden-v2 in the form `hardenctl install containerd
+#                 --runc-type` writes: runtime_type io.containerd.runc.v2, runtime_path the
+#                 shim, so containerd sends runc options (user-namespace pods need them);
+#                 harden's settings from the node file (HARDEN_CONFIG): the same runc,
+#                 policy {defaults: {profile: baseline, mode: audit}}
+#   harden        io.containerd.harden.v2 (the installer's default form), its options naming
+#                 a PolicyPath that does not exist: the embedded default policy (baseline,
+#                 enforce)
 #
 # Gate: the set of specs that pass with harden-audit must EQUAL the set that passes with runc
 # (audit mode must change nothing); every difference is printed and the script exits 1. The
@@ -119,7 +123,7 @@ if ((!compare_only)); then
 	for t in "$CRITEST" "$CRICTL" "$CTR" "$RUNC" "${HARDEN_CONTAINERD:-$HARDEN_BIN/containerd}"; do
 		[[ -x $t ]] || die "$t not found: run make deps"
 	done
-	[[ -x $SHIM ]] || die "$SHIM not found: run make build"
+	[[ -x $SHIM && -x $SHIM_DIR/hardenctl ]] || die "$SHIM or $SHIM_DIR/hardenctl not found: run make build"
 	missing=()
 	for t in docker-registry:docker-registry skopeo:skopeo curl:curl ipcmk:util-linux ss:iproute2; do
 		command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
@@ -268,35 +272,44 @@ setup_registry() {
 	done <"$IMAGES/images.tsv"
 }
 
-# setup_harden writes harden's node configuration (HARDEN_CONFIG; used only when containerd sends
-# no runtime options, which CRI always does) and one CRI runtime handler per harden mode. CRI
-# copies a handler's options table into the shim's runtime options (ConfigBody), so each handler
-# has its own policy and decision log.
+# setup_harden writes harden's node configuration (HARDEN_CONFIG) and the two CRI runtime handlers,
+# one in each form `hardenctl install containerd` writes:
+#   - harden-audit, --runc-type: containerd sends runc options, which carry none of harden's
+#     settings, so they all come from the node file: the audit policy, its decision log, and
+#     RuntimeHandler.
+#   - harden: io.containerd.harden.v2; CRI copies the handler's options table into the shim's
+#     runtime options (ConfigBody), on top of the node file: its own policy and decision log.
 setup_harden() {
 	cat >"$hdir/audit-policy.yaml" <<-'EOF'
 		apiVersion: harden.dev/v1alpha1
 		kind: Policy
 		defaults: {profile: baseline, mode: audit}
 	EOF
+	mkdir -p "$hdir/harden-audit" "$hdir/harden"
 	cat >"$hdir/node.toml" <<-EOF
-		PolicyPath = "$hdir/no-policy-here.yaml"
-		DecisionLog = "$hdir/node-decisions.log"
+		PolicyPath = "$hdir/audit-policy.yaml"
+		DecisionLog = "$hdir/harden-audit/decisions.log"
 		StateDir = "$hdir/state"
 		BinaryName = "$RUNC"
 		Root = "$cdir/runc"
+		RuntimeHandler = "harden-audit"
 	EOF
+	# The installer's own block, cut out of a scratch file of containerd 2's layout.
+	printf 'version = 3\n' >"$hdir/scratch.toml"
+	"$SHIM_DIR/hardenctl" install containerd --runc-type --handler harden-audit --bin-dir "$SHIM_DIR" \
+		--config "$hdir/scratch.toml" >"$hdir/install.log" 2>&1 || { cat "$hdir/install.log" >&2; die "hardenctl install containerd --runc-type failed"; }
 	{
-		harden_runtime harden-audit "$hdir/audit-policy.yaml"
+		sed -n '/^# BEGIN harden runtime harden-audit /,/^# END harden runtime harden-audit$/p' "$hdir/scratch.toml"
 		# No file there: the embedded default policy (baseline, enforce) applies.
 		harden_runtime harden "$hdir/no-policy-here.yaml"
 	} >"$hdir/containerd-extra.toml"
+	grep -q 'runtime_path = ' "$hdir/containerd-extra.toml" || die "no runc-type block in $hdir/scratch.toml"
 	[[ ! -e $hdir/no-policy-here.yaml ]] || die "$hdir/no-policy-here.yaml exists"
 }
 
-# harden_runtime NAME POLICY prints a CRI runtime handler on harden's shim.
+# harden_runtime NAME POLICY prints a CRI runtime handler of type io.containerd.harden.v2.
 harden_runtime() {
 	local name=$1 policy=$2 t='[plugins."io.containerd.cri.v1.runtime".containerd.runtimes."'$1'"]'
-	mkdir -p "$hdir/$name"
 	cat <<-EOF
 		$t
 		  runtime_type = "io.containerd.harden.v2"
