@@ -110,6 +110,15 @@ func (rc *Recorder) statePath(namespace, id string) (string, error) {
 	return filepath.Join(rc.StateDir, "containers", namespace, id+".json"), nil
 }
 
+// StateFile is the file SaveState keeps container id's record in, or ""
+// when the recorder keeps no state.
+func (rc *Recorder) StateFile(namespace, id string) (string, error) {
+	if rc == nil || rc.StateDir == "" {
+		return "", nil
+	}
+	return rc.statePath(namespace, id)
+}
+
 // SaveState keeps a container's create record for `hardenctl ps`.
 func (rc *Recorder) SaveState(r Record) error {
 	if rc == nil || rc.StateDir == "" {

@@ -263,6 +263,11 @@ func (w *Wrapper) passthrough(inv *Invocation, cfg node.Config, cerr error, lg *
 		if err := cfg.Recorder().RemoveState(rec.Namespace, rec.ID); err != nil {
 			lg.log("warning", fmt.Sprintf("harden-runc: remove the record of container %s: %v", id, err))
 		}
+		if rec.Bundle != "" {
+			if err := removeFast(filepath.Join(rec.Bundle, FastFile)); err != nil {
+				lg.log("warning", fmt.Sprintf("harden-runc: %v", err))
+			}
+		}
 	}
 	return code
 }
@@ -325,6 +330,12 @@ func (w *Wrapper) create(inv *Invocation, cfg node.Config, lg *logger) (*plan, e
 	}
 	rt := root(inv)
 	ns := namespaceHint(rt, bundle)
+	// A fast-path file left by an earlier container of this bundle must not
+	// outlive this create, whatever its outcome.
+	fast := fastPathFile(inv, bundle)
+	if err := removeFast(fast); err != nil {
+		return nil, fmt.Errorf("remove %s: %w", fast, err)
+	}
 	rec := node.Record{Time: start.UTC(), Event: node.EventCreate, Entry: Entry, ID: id, Namespace: ns,
 		Bundle: bundle, PidFile: pidFile, Root: rt, Policy: cfg.Policy()}
 	rc := cfg.Recorder()
@@ -358,6 +369,15 @@ func (w *Wrapper) create(inv *Invocation, cfg node.Config, lg *logger) (*plan, e
 		return nil, err
 	}
 	rec.Runtime = runtime
+	if fast != "" && id != "" {
+		state, err := rc.StateFile(ns, id)
+		if err == nil {
+			err = writeFast(fast, fastEntry{id: id, root: rt, runtime: runtime, state: state})
+		}
+		if err != nil {
+			lg.log("warning", fmt.Sprintf("harden-runc: write %s (the next commands take the slower path): %v", fast, err))
+		}
+	}
 	rec.HardenMicros = w.Now().Sub(start).Microseconds()
 	w.record(rc, rec, lg, id != "")
 	lg.decision(rec)
