@@ -45,6 +45,10 @@ func Main(ctx context.Context) {
 		go func() { _, _ = w.Write(input); w.Close() }()
 		os.Stdin = r
 	}
+	if isAction(os.Args[1:], "") {
+		// The daemon (no action): warm the policy while pkg/shim starts.
+		startWarmUp()
+	}
 	shim.RunShim(ctx, NewManager())
 }
 
