@@ -145,12 +145,18 @@ static void run_delete(const char *runtime, char **argv, char **envp, const char
 	sa.sa_handler = forward;
 	sigemptyset(&sa.sa_mask);
 	int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+	struct sigaction old[4];
+	for (size_t i = 0; i < 4; i++)
+		sigaction(sigs[i], &sa, &old[i]);
 
 	pid_t pid = fork();
-	if (pid < 0)
-		return; // the Go path tries again
+	if (pid < 0) {
+		// The Go path tries again, with the signal dispositions the
+		// process started with.
+		for (size_t i = 0; i < 4; i++)
+			sigaction(sigs[i], &old[i], NULL);
+		return;
+	}
 	if (pid == 0) {
 		execve(runtime, argv, envp);
 		dprintf(2, "harden-runc: run %s: %s\n", runtime, strerror(errno));
