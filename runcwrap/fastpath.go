@@ -20,6 +20,11 @@ import (
 // bundle (containerd's runc shim and Docker put log.json there), so that
 // the C side can find them from the command line alone.
 //
+// delete removes the state record and keeps the file, so that the
+// engine's second delete (the runc shim sends `delete --force` after
+// `delete`) also takes the fast path; the file goes with the bundle, and
+// the next create of the bundle replaces it.
+//
 // The file is a cache of the state record, never a source of decisions:
 // the C side uses it only when every check passes (owner, mode, the
 // container ID and runtime root it names) and falls back to the Go path

@@ -263,11 +263,6 @@ func (w *Wrapper) passthrough(inv *Invocation, cfg node.Config, cerr error, lg *
 		if err := cfg.Recorder().RemoveState(rec.Namespace, rec.ID); err != nil {
 			lg.log("warning", fmt.Sprintf("harden-runc: remove the record of container %s: %v", id, err))
 		}
-		if rec.Bundle != "" {
-			if err := removeFast(filepath.Join(rec.Bundle, FastFile)); err != nil {
-				lg.log("warning", fmt.Sprintf("harden-runc: %v", err))
-			}
-		}
 	}
 	return code
 }

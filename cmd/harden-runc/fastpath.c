@@ -137,9 +137,12 @@ static void forward(int sig)
 }
 
 // run_delete runs the runtime's delete as a child and, once it has
-// deleted the container, removes harden's state record and the fast-path
-// file, as the Go path does; it exits with the runtime's code.
-static void run_delete(const char *runtime, char **argv, char **envp, const char *state, const char *log)
+// deleted the container, removes harden's state record, as the Go path
+// does; it exits with the runtime's code. The fast-path file stays: the
+// engine's next delete (containerd's runc shim always sends a second,
+// --force one) finds no record and goes straight to the runtime, and the
+// file goes with the bundle, or is replaced by the next create.
+static void run_delete(const char *runtime, char **argv, char **envp, const char *state)
 {
 	struct sigaction sa = {0};
 	sa.sa_handler = forward;
@@ -169,15 +172,8 @@ static void run_delete(const char *runtime, char **argv, char **envp, const char
 			_exit(1);
 	}
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-	if (code == 0) {
-		if (unlink(state) < 0 && errno != ENOENT)
-			dprintf(2, "harden-runc: remove the record of the container (%s): %s\n", state, strerror(errno));
-		char path[4096];
-		const char *slash = strrchr(log, '/');
-		int n = snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - log), log, FAST_FILE);
-		if (n > 0 && (size_t)n < sizeof(path))
-			unlink(path);
-	}
+	if (code == 0 && unlink(state) < 0 && errno != ENOENT)
+		dprintf(2, "harden-runc: remove the record of the container (%s): %s\n", state, strerror(errno));
 	_exit(code);
 }
 
@@ -242,7 +238,7 @@ __attribute__((constructor)) static void harden_runc_fastpath(int argc, char **a
 		dprintf(2, "harden-runc: fast path: %s %s\n", sub, f->runtime);
 
 	if (del && f->state[0] && access(f->state, F_OK) == 0)
-		run_delete(f->runtime, argv, envp, f->state, log);
+		run_delete(f->runtime, argv, envp, f->state);
 	execve(f->runtime, argv, envp);
 	free(f); // the Go path reports the failure
 }
