@@ -135,7 +135,7 @@ func (rc *Recorder) SaveState(r Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("save container state: %w", err)
 	}
-	if err := spec.WriteFileAtomic(p, b, 0o600); err != nil {
+	if err := spec.ReplaceFile(p, b, 0o600); err != nil {
 		return fmt.Errorf("save container state: %w", err)
 	}
 	return nil

@@ -262,7 +262,7 @@ func (d *Document) WriteBundle(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+	if err := ReplaceFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write bundle config: %w", err)
 	}
 	return nil
@@ -274,6 +274,21 @@ func (d *Document) WriteBundle(dir string) error {
 // over path, fsync the directory. An existing file's mode is kept; perm is
 // used for a new one.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// ReplaceFile is WriteFileAtomic without the fsyncs: readers still see the
+// old file or the whole new one, but after a crash the new one may be
+// missing or empty. It is for files that describe running containers (a
+// bundle's config.json, harden's state records), which no crash leaves
+// running: their directories are tmpfs on a node (/run), and an fsync there
+// is free, but on a disk it costs milliseconds on every container's start
+// path for a guarantee nothing needs.
+func ReplaceFile(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, false)
+}
+
+func replaceFile(path string, data []byte, perm os.FileMode, durable bool) error {
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
 	}
@@ -296,8 +311,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -306,9 +323,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			d.Close()
+		}
 	}
 	return nil
 }
