@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // Runtime types.
@@ -465,83 +466,16 @@ func cgroupFile(t *testing.T, pid int, controller, file string) string {
 	return ""
 }
 
-// proc is a live process.
-type proc struct {
-	pid     int
-	cmdline string
-	cgroup  string
-}
-
-// processes lists live (not zombie) processes.
-func processes() []proc {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var out []proc
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(d + "/stat")
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		cmd, _ := os.ReadFile(d + "/cmdline")
-		cg, _ := os.ReadFile(d + "/cgroup")
-		out = append(out, proc{pid: pid, cmdline: strings.TrimSpace(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))), cgroup: string(cg)})
-	}
-	return out
-}
-
 // shimsFor lists live containerd-shim-harden-v2 processes whose arguments
 // mention id (a shim's -id is its container, or for CRI its pod sandbox).
 func shimsFor(id string) []string {
 	var out []string
-	for _, p := range processes() {
-		if strings.Contains(p.cmdline, "containerd-shim-harden-v2") && strings.Contains(p.cmdline, id) {
-			out = append(out, fmt.Sprintf("pid %d: %s", p.pid, p.cmdline))
+	for _, p := range testenv.Processes() {
+		if strings.Contains(p.Cmdline, "containerd-shim-harden-v2") && strings.Contains(p.Cmdline, id) {
+			out = append(out, fmt.Sprintf("pid %d: %s", p.PID, p.Cmdline))
 		}
 	}
 	return out
-}
-
-// processesInCgroupOf lists live processes whose cgroup path names id.
-func processesInCgroupOf(id string) []string {
-	var out []string
-	for _, p := range processes() {
-		if strings.Contains(p.cgroup, "/"+id+"\n") || strings.Contains(p.cgroup, "/"+id+"/") {
-			out = append(out, fmt.Sprintf("pid %d: %.120s", p.pid, p.cmdline))
-		}
-	}
-	return out
-}
-
-// mountsUnder lists mount points at or below dir (from our mountinfo).
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return []string{"cannot read /proc/self/mountinfo: " + err.Error()}
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		m := unescapeMount(f[4])
-		if m == dir || strings.HasPrefix(m, dir+"/") {
-			out = append(out, m)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
 
 // assertNoTrace checks that nothing of container id exists after harden
@@ -566,12 +500,12 @@ func assertNoTrace(t *testing.T, ns, id string) {
 	if _, err := os.Stat(filepath.Join(inst.taskDir(ns), id)); err == nil {
 		t.Errorf("%s: bundle left: %s", id, filepath.Join(inst.taskDir(ns), id))
 	}
-	for _, m := range mountsUnder(inst.base) {
+	for _, m := range testenv.MountsUnder(inst.base) {
 		if strings.Contains(m, id) {
 			t.Errorf("%s: mount left: %s", id, m)
 		}
 	}
-	if ps := processesInCgroupOf(id); len(ps) > 0 {
+	if ps := testenv.ProcessesInCgroupOf(id); len(ps) > 0 {
 		t.Errorf("%s: processes left in its cgroup: %v", id, ps)
 	}
 }

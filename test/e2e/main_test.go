@@ -17,7 +17,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // env holds the tool paths from $HARDEN_CACHE/env.sh.
@@ -140,7 +141,7 @@ func setUp() error {
 	if cache == "" {
 		cache = "/var/cache/harden"
 	}
-	if err := readEnv(filepath.Join(cache, "env.sh")); err != nil {
+	if err := testenv.ReadEnv(filepath.Join(cache, "env.sh"), env); err != nil {
 		return fmt.Errorf("%w (run `make deps` first)", err)
 	}
 	if os.Geteuid() != 0 {
@@ -165,11 +166,11 @@ func setUp() error {
 	if newer := newestSource(repo, fi.ModTime()); newer != "" {
 		fmt.Fprintf(os.Stderr, "e2e: WARNING: %s is newer than %s: the suite tests an old build (run make build, or make e2e)\n", newer, shim)
 	}
-	image, err := readName(filepath.Join(env["HARDEN_IMAGES"], "busybox.name"), env["HARDEN_BUSYBOX_IMAGE"])
+	image, err := testenv.ReadName(filepath.Join(env["HARDEN_IMAGES"], "busybox.name"), env["HARDEN_BUSYBOX_IMAGE"])
 	if err != nil {
 		return err
 	}
-	pause, err := readName(filepath.Join(env["HARDEN_IMAGES"], "pause.name"), env["HARDEN_PAUSE_IMAGE"])
+	pause, err := testenv.ReadName(filepath.Join(env["HARDEN_IMAGES"], "pause.name"), env["HARDEN_PAUSE_IMAGE"])
 	if err != nil {
 		return err
 	}
@@ -230,36 +231,6 @@ func newestSource(repo string, t time.Time) string {
 		}
 	}
 	return found
-}
-
-func readName(file, fallback string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if fallback != "" {
-		return fallback, nil
-	}
-	return "", fmt.Errorf("image name: %w (run `make deps`)", err)
-}
-
-// readEnv parses the `export NAME=value` lines deps.sh writes.
-func readEnv(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export "))
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(k, "#") {
-			continue
-		}
-		env[k] = strings.Trim(v, `"'`)
-	}
-	return sc.Err()
 }
 
 func (in *instance) containerdScript(args ...string) (string, error) {
@@ -341,10 +312,10 @@ func tearDown() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	problems = append(problems, left...)
-	for _, m := range mountsUnder(in.base) {
+	for _, m := range testenv.MountsUnder(in.base) {
 		problems = append(problems, "mount left: "+m)
 	}
-	if len(mountsUnder(in.base)) == 0 {
+	if len(testenv.MountsUnder(in.base)) == 0 {
 		if err := os.RemoveAll(in.base); err != nil {
 			problems = append(problems, fmt.Sprintf("remove %s: %v", in.base, err))
 		}
@@ -378,19 +349,19 @@ func (in *instance) leftoverContainers() []string {
 // (they sleep with the run's token).
 func (in *instance) leftoverProcesses() []string {
 	var out []string
-	for _, p := range processes() {
-		if p.pid == os.Getpid() {
+	for _, p := range testenv.Processes() {
+		if p.PID == os.Getpid() {
 			continue
 		}
-		if strings.Contains(p.cmdline, in.base) || strings.Contains(p.cmdline, "sleep "+in.token) {
-			out = append(out, fmt.Sprintf("process left: pid %d: %.160s", p.pid, p.cmdline))
+		if strings.Contains(p.Cmdline, in.base) || strings.Contains(p.Cmdline, "sleep "+in.token) {
+			out = append(out, fmt.Sprintf("process left: pid %d: %.160s", p.PID, p.Cmdline))
 		}
 	}
 	idSeq.Lock()
 	ids := append([]string(nil), idSeq.ids...)
 	idSeq.Unlock()
 	for _, id := range ids {
-		for _, p := range processesInCgroupOf(id) {
+		for _, p := range testenv.ProcessesInCgroupOf(id) {
 			out = append(out, fmt.Sprintf("process left in the cgroup of %s: %s", id, p))
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // TestBrokenPolicy breaks the policy file: containers must not start, the
@@ -84,7 +86,7 @@ func TestBrokenPolicy(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(in.taskDir("k8s.io"), cid)); err == nil {
 			t.Errorf("bundle left: %s", filepath.Join(in.taskDir("k8s.io"), cid))
 		}
-		for _, m := range mountsUnder(in.base) {
+		for _, m := range testenv.MountsUnder(in.base) {
 			if strings.Contains(m, cid) {
 				t.Errorf("mount left: %s", m)
 			}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/probe"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // probeJSON is the part of `hardenctl probe --json` the tests read.
@@ -124,7 +126,7 @@ func assertNoProbeContainer(t *testing.T, ns, name string) {
 	}
 	if name != "" {
 		rememberID(name)
-		if ps := processesInCgroupOf(name); len(ps) > 0 {
+		if ps := testenv.ProcessesInCgroupOf(name); len(ps) > 0 {
 			t.Errorf("processes left in the cgroup of %s: %v", name, ps)
 		}
 	}

@@ -5,12 +5,12 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // env holds the tool paths from $HARDEN_CACHE/env.sh.
@@ -21,29 +21,10 @@ func TestMain(m *testing.M) {
 	if cache == "" {
 		cache = "/var/cache/harden"
 	}
-	if err := readEnv(filepath.Join(cache, "env.sh")); err != nil {
+	if err := testenv.ReadEnv(filepath.Join(cache, "env.sh"), env); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v (run `make deps` first)\n", err)
 	}
 	os.Exit(m.Run())
-}
-
-// readEnv parses the `export NAME=value` lines deps.sh writes.
-func readEnv(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export "))
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(k, "#") {
-			continue
-		}
-		env[k] = strings.Trim(v, `"'`)
-	}
-	return sc.Err()
 }
 
 // need returns the value of an env.sh variable naming an existing path.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,66 +81,4 @@ func (l *idList) list() []string {
 	l.Lock()
 	defer l.Unlock()
 	return append([]string(nil), l.all...)
-}
-
-// proc is a live process.
-type proc struct {
-	pid     int
-	cmdline string
-	cgroup  string
-}
-
-// processes lists live (not zombie) processes.
-func processes() []proc {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var out []proc
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(d + "/stat")
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		cmd, _ := os.ReadFile(d + "/cmdline")
-		cg, _ := os.ReadFile(d + "/cgroup")
-		out = append(out, proc{pid: pid, cmdline: strings.TrimSpace(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))), cgroup: string(cg)})
-	}
-	return out
-}
-
-// processesInCgroupOf lists live processes whose cgroup path names id.
-func processesInCgroupOf(id string) []string {
-	var out []string
-	for _, p := range processes() {
-		if strings.Contains(p.cgroup, "/"+id+"\n") || strings.Contains(p.cgroup, "/"+id+"/") {
-			out = append(out, fmt.Sprintf("pid %d: %.120s", p.pid, p.cmdline))
-		}
-	}
-	return out
-}
-
-// mountsUnder lists mount points at or below dir.
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return []string{"cannot read /proc/self/mountinfo: " + err.Error()}
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		m := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
-		if m == dir || strings.HasPrefix(m, dir+"/") {
-			out = append(out, m)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

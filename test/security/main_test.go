@@ -24,7 +24,6 @@
 package security
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +37,8 @@ import (
 	"time"
 
 	"github.com/harden-dev/harden/probe"
+
+	"github.com/harden-dev/harden/test/testenv"
 )
 
 // env holds the tool paths from $HARDEN_CACHE/env.sh.
@@ -134,7 +135,7 @@ func setUp() error {
 	if cache == "" {
 		cache = "/var/cache/harden"
 	}
-	if err := readEnv(filepath.Join(cache, "env.sh")); err != nil {
+	if err := testenv.ReadEnv(filepath.Join(cache, "env.sh"), env); err != nil {
 		return fmt.Errorf("%w (run `make deps` first)", err)
 	}
 	if os.Geteuid() != 0 {
@@ -154,11 +155,11 @@ func setUp() error {
 		buildMissing = true
 		return fmt.Errorf("%s not found: run make build", shim)
 	}
-	image, err := readName(filepath.Join(env["HARDEN_IMAGES"], "busybox.name"), env["HARDEN_BUSYBOX_IMAGE"])
+	image, err := testenv.ReadName(filepath.Join(env["HARDEN_IMAGES"], "busybox.name"), env["HARDEN_BUSYBOX_IMAGE"])
 	if err != nil {
 		return err
 	}
-	pause, err := readName(filepath.Join(env["HARDEN_IMAGES"], "pause.name"), env["HARDEN_PAUSE_IMAGE"])
+	pause, err := testenv.ReadName(filepath.Join(env["HARDEN_IMAGES"], "pause.name"), env["HARDEN_PAUSE_IMAGE"])
 	if err != nil {
 		return err
 	}
@@ -243,36 +244,6 @@ func vectorIDs(vs []probe.Vector) []string {
 	return out
 }
 
-func readName(file, fallback string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if fallback != "" {
-		return fallback, nil
-	}
-	return "", fmt.Errorf("image name: %w (run `make deps`)", err)
-}
-
-// readEnv parses the `export NAME=value` lines deps.sh writes.
-func readEnv(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export "))
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(k, "#") {
-			continue
-		}
-		env[k] = strings.Trim(v, `"'`)
-	}
-	return sc.Err()
-}
-
 func (in *instance) containerdScript(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -350,10 +321,10 @@ func tearDown() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	problems = append(problems, left...)
-	for _, m := range mountsUnder(in.base) {
+	for _, m := range testenv.MountsUnder(in.base) {
 		problems = append(problems, "mount left: "+m)
 	}
-	if len(mountsUnder(in.base)) == 0 {
+	if len(testenv.MountsUnder(in.base)) == 0 {
 		if err := os.RemoveAll(in.base); err != nil {
 			problems = append(problems, fmt.Sprintf("remove %s: %v", in.base, err))
 		}
@@ -386,16 +357,16 @@ func (in *instance) leftoverContainers() []string {
 // cgroup of one of the run's containers.
 func (in *instance) leftoverProcesses() []string {
 	var out []string
-	for _, p := range processes() {
-		if p.pid == os.Getpid() {
+	for _, p := range testenv.Processes() {
+		if p.PID == os.Getpid() {
 			continue
 		}
-		if strings.Contains(p.cmdline, in.base) {
-			out = append(out, fmt.Sprintf("process left: pid %d: %.160s", p.pid, p.cmdline))
+		if strings.Contains(p.Cmdline, in.base) {
+			out = append(out, fmt.Sprintf("process left: pid %d: %.160s", p.PID, p.Cmdline))
 		}
 	}
 	for _, id := range ids.list() {
-		for _, p := range processesInCgroupOf(id) {
+		for _, p := range testenv.ProcessesInCgroupOf(id) {
 			out = append(out, fmt.Sprintf("process left in the cgroup of %s: %s", id, p))
 		}
 	}
