@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/harden-dev/harden/spec"
 )
 
 // The fast path: the runc shim invokes its binary four times per container
@@ -52,7 +53,7 @@ func (e fastEntry) render() ([]byte, error) {
 	b.WriteString(fastHeader + "\n")
 	for _, kv := range [][2]string{{"id", e.id}, {"root", e.root}, {"runtime", e.runtime}, {"state", e.state}} {
 		if strings.ContainsAny(kv[1], "\n\x00") {
-			return nil, fmt.Errorf("%s %q has a newline", kv[0], kv[1])
+			return nil, fmt.Errorf("%s %q has a newline or NUL", kv[0], kv[1])
 		}
 		b.WriteString(kv[0] + "=" + kv[1] + "\n")
 	}
@@ -74,31 +75,15 @@ func fastPathFile(inv *Invocation, bundle string) string {
 	return filepath.Join(bundle, FastFile)
 }
 
-// writeFast replaces the fast-path file: a temporary file renamed over it,
-// mode 0600. No fsync: the file is a cache in the engine's (tmpfs) state
-// directory, and a torn or missing one only sends the next command down
-// the Go path.
+// writeFast replaces the fast-path file (mode 0600), atomically and without
+// fsync: the file is a cache in the engine's (tmpfs) state directory, and a
+// missing one only sends the next command down the Go path.
 func writeFast(path string, e fastEntry) error {
 	b, err := e.render()
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp-" + strconv.Itoa(os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return spec.ReplaceFile(path, b, 0o600)
 }
 
 // removeFast removes a fast-path file; one that is not there is fine.

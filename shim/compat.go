@@ -47,7 +47,7 @@ func Main(ctx context.Context) {
 	}
 	if isAction(os.Args[1:], "") {
 		// The daemon (no action): warm the policy while pkg/shim starts.
-		startWarmUp()
+		early = startWarmUp()
 	}
 	shim.RunShim(ctx, NewManager())
 }

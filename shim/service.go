@@ -68,17 +68,15 @@ func NewService(inner taskAPI.TTRPCTaskService, publisher shim.Publisher) *Servi
 		policies:         map[string]*node.PolicyCache{},
 		containers:       map[string]*container{},
 	}
-	if w := early; w != nil {
-		// Main started the warm-up when the process started; adopt it.
-		s.nodeConfig, s.configErr = w.config, w.configErr
-		if w.cache != nil {
-			s.policies[s.nodeConfig.Policy()] = w.cache
-		}
-		return s
+	// Main started the warm-up when the process started; without Main
+	// (tests), start it now.
+	w := early
+	if w == nil {
+		w = startWarmUp()
 	}
-	s.nodeConfig, s.configErr = node.LoadConfig(nodeConfigPath(), true)
-	if s.configErr == nil {
-		go warmUp(s.nodeConfig, s.policy(s.nodeConfig.Policy()))
+	s.nodeConfig, s.configErr = w.config, w.configErr
+	if w.cache != nil {
+		s.policies[s.nodeConfig.Policy()] = w.cache
 	}
 	return s
 }
@@ -104,18 +102,19 @@ type earlyWarmUp struct {
 	cache     *node.PolicyCache
 }
 
+// early is the warm-up Main started; NewService adopts it.
 var early *earlyWarmUp
 
 // startWarmUp loads the node configuration and warms its policy in the
-// background; NewService adopts both.
-func startWarmUp() {
+// background.
+func startWarmUp() *earlyWarmUp {
 	w := &earlyWarmUp{}
 	w.config, w.configErr = node.LoadConfig(nodeConfigPath(), true)
 	if w.configErr == nil {
 		w.cache = node.NewPolicyCache(w.config.Policy())
 		go warmUp(w.config, w.cache)
 	}
-	early = w
+	return w
 }
 
 // warmUp loads the node's policy and exercises the spec codec while
