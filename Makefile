@@ -10,19 +10,22 @@ GO          ?= go
 HARDEN_CACHE ?= /var/cache/harden
 export HARDEN_CACHE
 BIN         := bin
-# cgo is required: profiles/ compiles every seccomp profile with libseccomp.
+# cgo is required for harden-runc (its C fast path) and hardenctl (libseccomp: the full compile
+# of a profile and seccomp user notification for `record`). The shim is built without it.
 export CGO_ENABLED := 1
 GOFLAGS_BUILD := -trimpath
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 CMDS        := $(notdir $(wildcard cmd/*))
-# harden-probe runs inside containers of any image: static, without cgo.
-STATIC_CMDS := harden-probe
+# Built without cgo, hence static: harden-probe runs inside containers of any image; the shim
+# runs once per container, and cgo alone cost it about 1 MiB of resident memory there
+# (docs/benchmarks.md). Its seccomp check is profiles/seccomp_check.go, held to libseccomp by
+# profiles/seccomp_check_test.go.
+STATIC_CMDS := harden-probe containerd-shim-harden-v2
 STATIC_TAGS := netgo,osusergo
 # The cgo binaries are linked statically too (glibc's libc.a and libseccomp.a, as runc's
-# releases are): the dynamic loader cost about 2 ms of every harden-runc invocation on this VM,
-# and a static shim maps no shared libraries (docs/benchmarks.md). netgo and osusergo keep glibc's
-# NSS, which cannot work statically, out.
+# releases are): the dynamic loader cost about 2 ms of every harden-runc invocation on this VM
+# (docs/benchmarks.md). netgo and osusergo keep glibc's NSS, which cannot work statically, out.
 CGO_STATIC_LDFLAGS := -linkmode=external -extldflags=-static
 FUZZTIME    ?= 30s
 PREFIX      ?= /usr/local
@@ -51,8 +54,9 @@ test: ## install what is needed, then run every test (what CI runs)
 	@$(MAKE) --no-print-directory deps lint unit integration e2e security matrix
 	@awk '{p += $$1; f += $$2; s += $$3} END {printf "all suites: %d passed, %d failed, %d skipped\n", p, f, s}' $(HARDEN_SUMMARY)
 
-unit: ## unit, golden and fuzz-seed tests (no daemons)
+unit: ## unit, golden and fuzz-seed tests (no daemons); the shim's packages also as the shim is built, without cgo
 	$(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./runcwrap/... ./record/... ./cmd/... ./deploy/... 2>&1 | test/summary.sh
+	CGO_ENABLED=0 $(GO) test -count=1 -v ./spec/... ./profiles/... ./node/... ./shim/... ./cmd/containerd-shim-harden-v2/... 2>&1 | test/summary.sh
 
 integration: build ## run hardened specs under real runc and crun and read what the kernel shows
 	$(GO) test -count=1 -v -timeout 20m ./test/integration/... 2>&1 | test/summary.sh
@@ -88,6 +92,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) vet ./spec/... ./profiles/... ./node/... ./shim/... ./cmd/containerd-shim-harden-v2/...
 
 demo: deps build ## show a container's spec before and after hardening with the embedded default policy
 	@test/demo.sh

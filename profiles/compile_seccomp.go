@@ -1,30 +1,32 @@
+//go:build cgo
+
 package profiles
 
 import (
 	"fmt"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
-// knownSyscall checks a syscall name a person wrote against libseccomp, the
-// library runc and crun compile filters with.
-func knownSyscall(name string) error {
-	if _, err := libseccomp.GetSyscallFromName(name); err != nil && !newerSyscalls[name] {
-		return fmt.Errorf("unknown syscall %q (libseccomp does not know it)", name)
+// Compile checks the filter as runc's libseccomp will see it: first
+// without libseccomp (checkSeccomp, the check the cgo-free shim makes),
+// then by building it with libseccomp the way runc does
+// (libcontainer/seccomp/seccomp_linux.go), which also refuses two rules
+// for one syscall that conflict. Rules whose action equals the default are
+// skipped, conditions on the same argument become separate rules. Syscall
+// names libseccomp does not know are skipped as runc skips them, unless
+// strictNames is set (for profiles a person wrote, where a typo must not
+// pass silently).
+func Compile(f *specs.LinuxSeccomp, strictNames bool) error {
+	if err := checkSeccomp(f, strictNames); err != nil {
+		return err
 	}
-	return nil
+	return libseccompCompile(f, strictNames)
 }
 
-// Compile builds the filter with libseccomp the way runc does
-// (libcontainer/seccomp/seccomp_linux.go): rules whose action equals the
-// default are skipped, conditions on the same argument become separate
-// rules. It fails on anything runc would refuse: an unknown action, operator
-// or architecture, an impossible condition. Syscall names libseccomp does
-// not know are skipped as runc skips them, unless strictNames is set (for
-// profiles a person wrote, where a typo must not pass silently).
-func Compile(f *specs.LinuxSeccomp, strictNames bool) error {
+// libseccompCompile builds the filter with libseccomp as runc does.
+func libseccompCompile(f *specs.LinuxSeccomp, strictNames bool) error {
 	def, err := action(f.DefaultAction, f.DefaultErrnoRet)
 	if err != nil {
 		return fmt.Errorf("defaultAction: %w", err)
@@ -101,18 +103,6 @@ func Compile(f *specs.LinuxSeccomp, strictNames bool) error {
 	return nil
 }
 
-// newerSyscalls are real Linux syscalls that libseccomp releases older than
-// the kernel may not know yet (Debian 12 ships 2.5.4). runc skips them; a
-// profile that names them is not mistaken.
-var newerSyscalls = map[string]bool{
-	"cachestat": true, "fchmodat2": true, "file_getattr": true, "file_setattr": true,
-	"futex_requeue": true, "futex_wait": true, "futex_wake": true, "getxattrat": true,
-	"listmount": true, "listxattrat": true, "lsm_get_self_attr": true, "lsm_list_modules": true,
-	"lsm_set_self_attr": true, "map_shadow_stack": true, "mseal": true, "open_tree_attr": true,
-	"removexattrat": true, "riscv_hwprobe": true, "setxattrat": true, "statmount": true,
-	"uretprobe": true,
-}
-
 func action(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, error) {
 	switch a {
 	case specs.ActKill, specs.ActKillThread:
@@ -161,9 +151,4 @@ func operator(op specs.LinuxSeccompOperator) (libseccomp.ScmpCompareOp, error) {
 		return libseccomp.CompareMaskedEqual, nil
 	}
 	return libseccomp.CompareInvalid, fmt.Errorf("unknown operator %q", op)
-}
-
-// archName turns "SCMP_ARCH_X86_64" into the "x86_64" libseccomp parses.
-func archName(a specs.Arch) string {
-	return strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_"))
 }
