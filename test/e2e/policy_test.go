@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/harden-dev/harden/test/testenv"
 )
@@ -118,4 +119,69 @@ func readPid(t *testing.T, file string) int {
 func alive(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
+}
+
+// conflictProfile is a seccomp profile whose two personality rules have the
+// same condition and different actions: libseccomp refuses it ("file
+// exists"). The shim, built without cgo, does not check how rules merge
+// (profiles/seccomp_check.go); runc must refuse the filter at create, and
+// hardenctl (cgo) at load.
+const conflictProfile = `{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+    {"names": ["personality"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+  ]
+}
+`
+
+// TestSeccompRuleConflict: a policy whose profile libseccomp refuses only
+// when it merges the rules. Nothing may run under it and nothing may be
+// left; `hardenctl policy validate` must name the conflict before a
+// container is tried.
+func TestSeccompRuleConflict(t *testing.T) {
+	in := requireSuite(t)
+	policy := in.path("alt-policy.yaml")
+	profile := in.path("conflict.json")
+	if err := os.WriteFile(profile, []byte(conflictProfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conflictPolicy := `apiVersion: harden.dev/v1alpha1
+kind: Policy
+defaults:
+  profile: conflict
+  mode: enforce
+profiles:
+  - name: conflict
+    extends: baseline
+    seccomp: {profile: ` + profile + `}
+`
+	if err := os.WriteFile(policy+".tmp", []byte(conflictPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(policy+".tmp", policy); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(policy, []byte(policyYAML), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+
+	repo, _ := filepath.Abs("../..")
+	r, err := runCmd(time.Minute, os.Environ(), filepath.Join(repo, "bin", "hardenctl"), "policy", "validate", policy)
+	if err == nil || !strings.Contains(r.stdout+r.stderr, "file exists") || !strings.Contains(r.stdout+r.stderr, "personality") {
+		t.Errorf("hardenctl policy validate %s: %v; want a failure naming personality and \"file exists\":\n%s", policy, err, r)
+	}
+
+	id := newID("conflict")
+	t.Cleanup(func() { removeCtrContainer(t, "default", id) })
+	r, err = ctr("default", ctrRunArgs(hardenRuntime, []string{"--rm", "--runtime-config-path", in.path("alt-config.toml")}, id, "true")...)
+	if err == nil {
+		t.Fatalf("ctr run succeeded under a seccomp profile libseccomp refuses:\n%s", r)
+	}
+	if !strings.Contains(r.stderr, "file exists") || !strings.Contains(r.stderr, "personality") {
+		t.Errorf("ctr's error does not carry runc's refusal (personality, \"file exists\"):\n%s", r.stderr)
+	}
+	assertNoTrace(t, "default", id)
 }
