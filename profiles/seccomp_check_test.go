@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"go/format"
+	"maps"
 	"math/rand"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,12 +40,7 @@ func libseccompNames(t *testing.T) []string {
 			}
 		}
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // TestLibseccompSyscallTable holds syscalls_libseccomp.go to the linked
