@@ -88,7 +88,7 @@ func shellQuote(s string) string {
 var ociVersions sync.Map // binary path -> string
 
 // maxOCIVersion asks the runtime (`features`, runc >= 1.1.0 and crun >= 1.9)
-// once per binary. crun releases without `features` accept at most 1.1.
+// once per binary, with a state root under cacheDir. crun releases without `features` accept at most 1.1.
 // The answer is kept in the process and, since every container gets a new
 // shim process, in StateDir/runtimes (cacheDir), valid while the binary's
 // inode, size and mtime stay the same: asking costs a fork and exec of the
@@ -109,7 +109,14 @@ func maxOCIVersion(bin string, b spec.Backend, cacheDir string) string {
 		}
 	}
 	v := ""
-	out, err := exec.Command(bin, "features").Output()
+	args := []string{"features"}
+	if cacheDir != "" {
+		// crun creates its state root even to answer `features` (crun 1.8
+		// made /run/crun on hosts that never ran a crun container): give
+		// it one of harden's own.
+		args = []string{"--root", filepath.Join(cacheDir, "runtimes", "root"), "features"}
+	}
+	out, err := exec.Command(bin, args...).Output()
 	var f struct {
 		OCIVersionMax string `json:"ociVersionMax"`
 	}

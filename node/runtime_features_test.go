@@ -17,14 +17,14 @@ func TestMaxOCIVersionCached(t *testing.T) {
 	calls := filepath.Join(dir, "calls")
 	bin := filepath.Join(dir, "crun")
 	write := func(version string) {
-		script := "#!/bin/sh\necho x >>" + calls + "\necho '{\"ociVersionMax\":\"" + version + "\"}'\n"
+		script := "#!/bin/sh\necho x \"$@\" >>" + calls + "\necho '{\"ociVersionMax\":\"" + version + "\"}'\n"
 		if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
 	asked := func() int {
 		b, _ := os.ReadFile(calls)
-		return strings.Count(string(b), "x")
+		return strings.Count(string(b), "\n") // one line per call
 	}
 	state := filepath.Join(dir, "state")
 	get := func() string {
@@ -34,6 +34,11 @@ func TestMaxOCIVersionCached(t *testing.T) {
 	write("1.2.0")
 	if v := get(); v != "1.2.0" || asked() != 1 {
 		t.Fatalf("first: %q, asked %d times", v, asked())
+	}
+	// crun makes its state root even for `features`: it must be harden's,
+	// not the host's /run/crun.
+	if b, _ := os.ReadFile(calls); !strings.Contains(string(b), "x --root "+filepath.Join(state, "runtimes", "root")+" features") {
+		t.Errorf("the runtime was asked %q; want --root under the state dir, then features", b)
 	}
 	if v := get(); v != "1.2.0" || asked() != 1 {
 		t.Fatalf("cached: %q, asked %d times", v, asked())

@@ -5,6 +5,8 @@
 #
 #   start  `ctr run --rm busybox true`, start to exit, for
 #            runc.v2         containerd's runc shim, runc 1.4
+#            runc.v2-a       the same on the second containerd (below), the
+#                            control for runc-audit, which runs there
 #            harden-audit    harden's shim, audit-mode policy (harden's own cost)
 #            harden-enforce  harden's shim, embedded default policy (baseline)
 #            runc-audit      the runc shim with BinaryName = harden-runc, audit
@@ -13,7 +15,8 @@
 #                            without harden: the runtimes' own cost
 #            harden-crun     harden's shim, enforce, a rule picking backend crun
 #            harden-runsc    harden's shim, enforce, a rule picking backend runsc
-#          ratios against runc.v2, and harden-crun/crun, harden-runsc/runsc;
+#          ratios against runc.v2, and harden-crun/crun, harden-runsc/runsc,
+#          runc-audit/runc.v2-a (harden-runc against runc on one containerd);
 #          then one trivial invocation of each runtime binary (`list`)
 #   cri    CRI (crictl) create + start of a busybox `true` until it exited,
 #          in one pod per handler (CNI bridge network; set up once):
@@ -229,6 +232,7 @@ args() {
 	harden-enforce) rargs=(--runtime io.containerd.harden.v2) ;;
 	runc-enforce) rargs=(--runtime io.containerd.runc.v2 --runc-binary "$wrapper") ;;
 	runc-audit) dir=$work/a addr=$work/a/containerd.sock rargs=(--runtime io.containerd.runc.v2 --runc-binary "$wrapper") ;;
+	runc.v2-a) dir=$work/a addr=$work/a/containerd.sock rargs=(--runtime io.containerd.runc.v2) ;;
 	crun | runsc) rargs=(--runtime io.containerd.runc.v2 --runc-binary "$work/rt/$1") ;;
 	*) echo "unknown variant $1" >&2; exit 1 ;;
 	esac
@@ -325,14 +329,14 @@ rm_d() { args "$1"; rm_ctr "$2"; } # rm_d VARIANT ID
 sec_start() {
 	out=$work/start
 	mkdir -p "$out"
-	local all=(runc.v2 harden-audit harden-enforce runc-audit runc-enforce crun harden-crun runsc harden-runsc) v
+	local all=(runc.v2 harden-audit harden-enforce runc.v2-a runc-audit runc-enforce crun harden-crun runsc harden-runsc) v
 	for v in "${all[@]}"; do run_rm "$v" "warm-$v"; : >"$out/$v.txt"; done
 	mark
 	start_round() { run_rm "$1" "s-$1-$2"; }
 	interleave "$ROUNDS" start_round "${all[@]}"
 	harvest start
 	report "ctr run --rm, $ROUNDS rounds" "$out" runc.v2 "${all[@]}"
-	pairs "$out" harden-crun/crun harden-runsc/runsc
+	pairs "$out" harden-crun/crun harden-runsc/runsc runc-audit/runc.v2-a
 	# Where harden-runc's time goes: the runc shim runs its binary several
 	# times per container; and what the crun script adds to both crun
 	# variants. One trivial invocation of each, in an empty root.
