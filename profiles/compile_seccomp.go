@@ -3,7 +3,9 @@
 package profiles
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -94,6 +96,10 @@ func libseccompCompile(f *specs.LinuxSeccomp, strictNames bool) error {
 				}
 			default:
 				err = filter.AddRuleConditional(call, act, conds)
+			}
+			if errors.Is(err, syscall.EEXIST) {
+				// libseccomp's whole message is "file exists".
+				return fmt.Errorf("syscalls[%d]: add rule for %q: %w: it conflicts with an earlier rule for the same syscall (the same argument conditions, another action)", i, name, err)
 			}
 			if err != nil {
 				return fmt.Errorf("syscalls[%d]: add rule for %q: %w", i, name, err)

@@ -269,3 +269,22 @@ func TestCheckSeccompRandomMatchesLibseccomp(t *testing.T) {
 		t.Errorf("no random profile had a conflict: the comparison did not reach libseccomp's merge")
 	}
 }
+
+// TestCompileNamesRuleConflict: two rules for one syscall with the same
+// condition and different actions. The Go check (the shim's) passes it;
+// Compile with libseccomp refuses it and says what the conflict is.
+func TestCompileNamesRuleConflict(t *testing.T) {
+	arg := []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}
+	f := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"personality"}, Action: specs.ActErrno, Args: arg},
+		{Names: []string{"personality"}, Action: specs.ActLog, Args: arg},
+	}}
+	if err := checkSeccomp(f, true); err != nil {
+		t.Fatalf("checkSeccomp: %v; want nil (conflicts are libseccomp's to find)", err)
+	}
+	err := Compile(f, true)
+	if err == nil || !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), `syscalls[1]: add rule for "personality"`) ||
+		!strings.Contains(err.Error(), "conflicts with an earlier rule") {
+		t.Fatalf("Compile: %v; want syscalls[1]'s personality rule refused as a conflict", err)
+	}
+}
