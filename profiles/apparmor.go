@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 
 	"github.com/harden-dev/harden/spec"
@@ -21,7 +20,7 @@ const AppArmorProfileName = "harden-default"
 // container's own entries, deny mount, kcore and sysrq) and adds what the
 // strict profile promises at the LSM layer too: no raw or packet sockets.
 //
-// It is filled by replacing {{.Name}} (a name appArmorNameRE allows, which
+// It is filled by replacing {{.Name}} (a name validAppArmorName allows, which
 // holds no template syntax): text/template's package initialisation and a
 // parse at every process start cost more than harden-runc's whole decision.
 const appArmorTemplate = `#include <tunables/global>
@@ -75,11 +74,31 @@ profile {{.Name}} flags=(attach_disconnected,mediate_deleted) {
 }
 `
 
-var appArmorNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// validAppArmorName reports whether name is a profile name harden writes
+// into the profile text: `^[A-Za-z0-9][A-Za-z0-9_.-]*$`. It is written out
+// rather than a regexp because harden-runc pays for every package-level
+// regexp compile in each create (TestNameMatchersMatchRegexps holds it to the
+// expression).
+func validAppArmorName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !isAlnum(c) && (i == 0 || (c != '_' && c != '.' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // AppArmorText returns the generated profile text for name.
 func AppArmorText(name string) (string, error) {
-	if !appArmorNameRE.MatchString(name) {
+	if !validAppArmorName(name) {
 		return "", fmt.Errorf("invalid AppArmor profile name %q", name)
 	}
 	return strings.ReplaceAll(appArmorTemplate, "{{.Name}}", name), nil

@@ -3,7 +3,6 @@ package profiles
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -196,7 +195,7 @@ func validateProfile(p Profile) (*Resolved, error) {
 			return nil, fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
 		}
 	}
-	if p.ScratchSize != "" && !tmpfsSizeRE.MatchString(p.ScratchSize) {
+	if p.ScratchSize != "" && !validTmpfsSize(p.ScratchSize) {
 		return nil, fmt.Errorf("scratchSize: %q is not a tmpfs size (bytes with an optional k, m or g suffix, e.g. 64m)", p.ScratchSize)
 	}
 	for i, hp := range p.DenyHostPaths {
@@ -214,7 +213,7 @@ func validateProfile(p Profile) (*Resolved, error) {
 			}
 		}
 	}
-	if p.AppArmor != nil && *p.AppArmor != "" && !appArmorNameRE.MatchString(*p.AppArmor) {
+	if p.AppArmor != nil && *p.AppArmor != "" && !validAppArmorName(*p.AppArmor) {
 		return nil, fmt.Errorf("apparmor: invalid profile name %q", *p.AppArmor)
 	}
 	if p.AppArmor != nil && *p.AppArmor == "unconfined" {
@@ -282,9 +281,23 @@ func validateProfile(p Profile) (*Resolved, error) {
 // profile may not set them (engines that do are refused by lsm.deny-unconfined).
 var unconfinedSELinuxTypes = []string{"spc_t", "unconfined_t", "unconfined_service_t", "kernel_t", "init_t"}
 
-// tmpfsSizeRE is what the kernel's tmpfs size= option accepts (a number with
-// an optional k, m, g suffix, either case, or a percentage of RAM).
-var tmpfsSizeRE = regexp.MustCompile(`^[1-9][0-9]*[kKmMgG%]?$`)
+// validTmpfsSize reports whether s is what the kernel's tmpfs size= option
+// accepts (a number with an optional k, m, g suffix, either case, or a
+// percentage of RAM): `^[1-9][0-9]*[kKmMgG%]?$`.
+func validTmpfsSize(s string) bool {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return false
+	}
+	if n := len(s); n > 1 && strings.IndexByte("kKmMgG%", s[n-1]) >= 0 {
+		s = s[:n-1]
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 func (c *Compiled) compileRule(r Rule, field string) (compiledRule, error) {
 	cr := compiledRule{Rule: r}

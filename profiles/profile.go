@@ -3,7 +3,6 @@ package profiles
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,22 +154,52 @@ func mergeValue(dst, src reflect.Value) {
 	}
 }
 
-var quantityRE = regexp.MustCompile(`^([0-9]+)(Ki|Mi|Gi|Ti|K|M|G|T|k)?$`)
+// splitQuantity splits a memory quantity into its digits and its unit's
+// multiplier, as `^([0-9]+)(Ki|Mi|Gi|Ti|K|M|G|T|k)?$` would (written out
+// for the reason validAppArmorName gives); ok is false if s is not one.
+func splitQuantity(s string) (digits string, mult int64, ok bool) {
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return "", 0, false
+	}
+	switch s[i:] {
+	case "":
+		mult = 1
+	case "k", "K":
+		mult = 1000
+	case "M":
+		mult = 1000 * 1000
+	case "G":
+		mult = 1000 * 1000 * 1000
+	case "T":
+		mult = 1000 * 1000 * 1000 * 1000
+	case "Ki":
+		mult = 1 << 10
+	case "Mi":
+		mult = 1 << 20
+	case "Gi":
+		mult = 1 << 30
+	case "Ti":
+		mult = 1 << 40
+	default:
+		return "", 0, false
+	}
+	return s[:i], mult, true
+}
 
 // ParseBytes reads a memory quantity: "536870912", "512Mi", "2Gi", "1G".
 func ParseBytes(s string) (int64, error) {
-	m := quantityRE.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
+	digits, mult, ok := splitQuantity(strings.TrimSpace(s))
+	if !ok {
 		return 0, fmt.Errorf("invalid quantity %q (want e.g. 512Mi, 2Gi or a byte count)", s)
 	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
+	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("invalid quantity %q: %w", s, err)
 	}
-	mult := map[string]int64{
-		"": 1, "k": 1000, "K": 1000, "M": 1000 * 1000, "G": 1000 * 1000 * 1000, "T": 1000 * 1000 * 1000 * 1000,
-		"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
-	}[m[2]]
 	if n > (1<<62)/mult {
 		return 0, fmt.Errorf("invalid quantity %q: too large", s)
 	}
