@@ -24,7 +24,15 @@ import (
 // delete removes the state record and keeps the file, so that the
 // engine's second delete (the runc shim sends `delete --force` after
 // `delete`) also takes the fast path; the file goes with the bundle, and
-// the next create of the bundle replaces it.
+// the next create of the bundle replaces it. When the file names the
+// engine's --pid-file and the init process it names is gone (the engine
+// deletes a container once its init has exited), delete forgets the record
+// first and execs the runtime, as start does: there is nothing left that
+// the record describes, and a child process to wait for the runtime's exit
+// costs about 3 ms on a small VM. Otherwise (no pid file, one it cannot
+// trust, or an init that may still run) it runs the runtime as a child and
+// forgets the record only once the runtime exits 0, as the Go path always
+// does.
 //
 // The file is a cache of the state record, never a source of decisions:
 // the C side uses it only when every check passes (owner, mode, the
@@ -40,9 +48,10 @@ const (
 	NoFastPathEnv = "HARDEN_RUNC_NO_FASTPATH"
 )
 
-// fastEntry is what the C side needs for one container.
+// fastEntry is what the C side needs for one container. pidFile (the
+// engine's --pid-file, absolute) is optional and written only when set.
 type fastEntry struct {
-	id, root, runtime, state string
+	id, root, runtime, state, pidFile string
 }
 
 // render is the file's text. Every value is one line: a value with a
@@ -51,7 +60,11 @@ type fastEntry struct {
 func (e fastEntry) render() ([]byte, error) {
 	var b strings.Builder
 	b.WriteString(fastHeader + "\n")
-	for _, kv := range [][2]string{{"id", e.id}, {"root", e.root}, {"runtime", e.runtime}, {"state", e.state}} {
+	kvs := [][2]string{{"id", e.id}, {"root", e.root}, {"runtime", e.runtime}, {"state", e.state}}
+	if e.pidFile != "" {
+		kvs = append(kvs, [2]string{"pidfile", e.pidFile})
+	}
+	for _, kv := range kvs {
 		if strings.ContainsAny(kv[1], "\n\x00") {
 			return nil, fmt.Errorf("%s %q has a newline or NUL", kv[0], kv[1])
 		}

@@ -367,7 +367,7 @@ func (w *Wrapper) create(inv *Invocation, cfg node.Config, lg *logger) (*plan, e
 	if fast != "" && id != "" {
 		state, err := rc.StateFile(ns, id)
 		if err == nil {
-			err = writeFast(fast, fastEntry{id: id, root: rt, runtime: runtime, state: state})
+			err = writeFast(fast, fastEntry{id: id, root: rt, runtime: runtime, state: state, pidFile: pidFile})
 		}
 		if err != nil {
 			lg.log("warning", fmt.Sprintf("harden-runc: write %s (the next commands take the slower path): %v", fast, err))

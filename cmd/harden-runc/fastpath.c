@@ -35,6 +35,7 @@
 struct fast {
 	char buf[FAST_MAX + 1];
 	const char *id, *root, *runtime, *state;
+	const char *pidfile; // optional
 };
 
 // opt_value matches "--NAME VALUE" and "--NAME=VALUE" at argv[*i]; on a
@@ -106,7 +107,7 @@ static int read_fast(const char *log, struct fast *f)
 	if (memchr(f->buf, '\0', n))
 		return 0;
 
-	f->id = f->root = f->runtime = f->state = NULL;
+	f->id = f->root = f->runtime = f->state = f->pidfile = NULL;
 	char *line = f->buf, *next;
 	int first = 1;
 	for (; *line; line = next) {
@@ -126,12 +127,43 @@ static int read_fast(const char *log, struct fast *f)
 				    : !strcmp(line, "root")    ? &f->root
 				    : !strcmp(line, "runtime") ? &f->runtime
 				    : !strcmp(line, "state")   ? &f->state
+				    : !strcmp(line, "pidfile") ? &f->pidfile
 							       : NULL;
 		if (!slot || *slot)
 			return 0;
 		*slot = eq + 1;
 	}
 	return f->id && f->root && f->runtime && f->state;
+}
+
+// init_gone reports whether the engine's pid file names an init process
+// that no longer exists. The file must be one the runtime wrote: a regular
+// file (not a link) of this user, writable by no one else, holding a
+// decimal pid. Anything else, or a pid that exists (or was reused), is "not
+// known to be gone".
+static int init_gone(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	char buf[32];
+	struct stat st;
+	ssize_t n = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && (st.st_mode & 022) == 0 &&
+	    st.st_size > 0 && st.st_size < (off_t)sizeof(buf))
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || n != st.st_size)
+		return 0;
+	if (buf[n - 1] == '\n')
+		n--;
+	long pid = 0;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] < '0' || buf[i] > '9' || pid > 0x3fffffff)
+			return 0;
+		pid = pid * 10 + (buf[i] - '0');
+	}
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 static volatile pid_t child;
@@ -312,8 +344,18 @@ static void fast_path(int argc, char **argv, char **envp)
 	if (getenv("HARDEN_RUNC_FASTPATH_TRACE"))
 		dprintf(2, "harden-runc: fast path: %s %s\n", sub, f->runtime);
 
-	if (del && f->state[0] && access(f->state, F_OK) == 0)
-		run_delete(f->runtime, argv, envp, f->state);
+	if (del && f->state[0] && access(f->state, F_OK) == 0) {
+		// The engine deletes a container once its init has exited: then
+		// the record describes nothing, and is forgotten before the
+		// runtime runs, which spares waiting for it in a second process.
+		if (f->pidfile && f->pidfile[0] == '/' && init_gone(f->pidfile)) {
+			if (unlink(f->state) < 0 && errno != ENOENT)
+				dprintf(2, "harden-runc: remove the record of the container (%s): %s\n", f->state,
+					strerror(errno));
+		} else {
+			run_delete(f->runtime, argv, envp, f->state);
+		}
+	}
 	execve(f->runtime, argv, envp);
 	free(f); // the Go path reports the failure
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -147,7 +148,9 @@ func TestFastPath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create wrote no fast-path file: %v", err)
 	}
-	want := "harden-runc fast path v1\nid=c1\nroot=" + e.root + "\nruntime=" + e.runtime + "\nstate=" + e.stateRecord("c1") + "\n"
+	pidFile := filepath.Join(e.bundle, "init.pid")
+	want := "harden-runc fast path v1\nid=c1\nroot=" + e.root + "\nruntime=" + e.runtime + "\nstate=" + e.stateRecord("c1") +
+		"\npidfile=" + pidFile + "\n"
 	if string(b) != want {
 		t.Fatalf("fast-path file:\n%s\nwant:\n%s", b, want)
 	}
@@ -260,6 +263,55 @@ func TestFastPath(t *testing.T) {
 	if r := e.run(true, "0", "runc", append(g, "delete", "c3")...); r.code != 0 || exists(e.stateRecord("c3")) {
 		t.Errorf("Go path delete: %+v; record left %v", r, exists(e.stateRecord("c3")))
 	}
+	// With the init process gone, delete forgets the record before the
+	// runtime runs and execs it (no child): the record is gone even when
+	// the runtime fails. While the init may still run, or the pid file is
+	// not one to trust, delete waits for the runtime as above.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPid := strconv.Itoa(dead.Process.Pid)
+	for _, c := range []struct {
+		name, pid string
+		mode      os.FileMode
+		link      bool
+		forget    bool
+	}{
+		{"init gone", deadPid, 0o644, false, true},
+		{"init gone, pid file with a newline", deadPid + "\n", 0o644, false, true},
+		{"init alive", strconv.Itoa(os.Getpid()), 0o644, false, false},
+		{"pid file writable by others", deadPid, 0o666, false, false},
+		{"pid file through a link", deadPid, 0o644, true, false},
+		{"not a pid", "x" + deadPid, 0o644, false, false},
+		{"pid 0", "0", 0o644, false, false},
+	} {
+		e.create("c6")
+		os.Remove(pidFile)
+		target := pidFile
+		if c.link {
+			target = filepath.Join(e.dir, "pid-elsewhere")
+			if err := os.Symlink(target, pidFile); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(target, []byte(c.pid), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(target, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(false, "1", "runc", append(g, "delete", "c6")...)
+		if !r.fast || r.code != 1 || !strings.Contains(r.argv, "\ndelete\nc6\n") {
+			t.Errorf("%s: delete %+v", c.name, r)
+		}
+		if forgot := !exists(e.stateRecord("c6")); forgot != c.forget {
+			t.Errorf("%s: record forgotten by a failed delete: %v, want %v", c.name, forgot, c.forget)
+		}
+		os.Remove(pidFile)
+		os.Remove(filepath.Join(e.dir, "pid-elsewhere"))
+	}
+
 	// A create that is refused leaves no file of an earlier container.
 	e.create("c4")
 	if err := os.WriteFile(e.config, []byte("BinaryName = \"/nonexistent/runc\"\nStateDir = \""+e.dir+"/state\"\n"), 0o600); err != nil {
