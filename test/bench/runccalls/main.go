@@ -1,13 +1,22 @@
-// Command runccreate times harden-runc's create on its own: the Go process
-// that node.sh's in-situ numbers say is most of harden-runc's cost. Each
-// binary given runs `create` on the same `runc spec` bundle with /bin/true
-// as its runtime, so what is timed is harden-runc's process from execve to
-// its exec of the runtime, plus /bin/true. Binaries are interleaved round by
-// round, the order rotating, and each is compared with the first by the
-// median of the paired differences, which the machine's noise moves less
-// than the medians. Used for docs/benchmarks.md, "harden-runc create":
+// Command runccalls times harden-runc's create or delete on its own, the
+// calls that node.sh's in-situ numbers say are most of harden-runc's cost.
 //
-//	go run ./test/bench/runccreate -n 100 OLD/harden-runc NEW/harden-runc
+//   - create (-sub create, the default): each binary given runs `create` on
+//     the same `runc spec` bundle with /bin/true as its runtime, so what is
+//     timed is harden-runc's Go process from execve to its exec of the
+//     runtime, plus /bin/true.
+//   - delete (-sub delete): each binary first creates the container so
+//     (untimed, with --pid-file), the pid file is then given the pid of a
+//     process that has exited, as an engine's is when it deletes, and
+//     `delete` is timed: the fast path, plus /bin/true.
+//
+// Binaries are interleaved round by round, the order rotating, and each is
+// compared with the first by the median of the paired differences, which
+// the machine's noise moves less than the medians. Used for
+// docs/benchmarks.md, "harden-runc create" and "harden-runc delete":
+//
+//	go run ./test/bench/runccalls -n 150 OLD/harden-runc bin/harden-runc
+//	go run ./test/bench/runccalls -sub delete -n 150 OLD/harden-runc bin/harden-runc
 //
 // The bundle, the state directory and the decision log are in a temporary
 // directory (HARDEN_CONFIG names a node configuration there), removed at the
@@ -22,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -33,9 +43,10 @@ type sample struct {
 
 func main() {
 	rounds := flag.Int("n", 100, "rounds")
+	sub := flag.String("sub", "create", "the call to time: create or delete")
 	runc := flag.String("runc", "", "runc binary for `runc spec` (default: runc in PATH, else $HARDEN_CACHE/bin/runc)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: runccreate [-n ROUNDS] [-runc RUNC] HARDEN-RUNC...\n")
+		fmt.Fprintf(os.Stderr, "usage: runccalls [-sub create|delete] [-n ROUNDS] [-runc RUNC] HARDEN-RUNC...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -43,8 +54,12 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*rounds, *runc, flag.Args()); err != nil {
-		fmt.Fprintln(os.Stderr, "runccreate:", err)
+	if *sub != "create" && *sub != "delete" {
+		fmt.Fprintf(os.Stderr, "runccalls: -sub %q: want create or delete\n", *sub)
+		os.Exit(2)
+	}
+	if err := run(*sub, *rounds, *runc, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "runccalls:", err)
 		os.Exit(1)
 	}
 }
@@ -67,7 +82,7 @@ func findRunc(flagValue string) (string, error) {
 	return p, nil
 }
 
-func run(rounds int, runcFlag string, bins []string) error {
+func run(sub string, rounds int, runcFlag string, bins []string) error {
 	for i, b := range bins {
 		abs, err := filepath.Abs(b)
 		if err != nil {
@@ -79,7 +94,7 @@ func run(rounds int, runcFlag string, bins []string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "runccreate-")
+	dir, err := os.MkdirTemp("", "runccalls-")
 	if err != nil {
 		return err
 	}
@@ -101,6 +116,12 @@ func run(rounds int, runcFlag string, bins []string) error {
 		return err
 	}
 	env := append(os.Environ(), "HARDEN_CONFIG="+config)
+	pidFile := filepath.Join(bundle, "init.pid")
+	exited := exec.Command("/bin/true")
+	if err := exited.Run(); err != nil {
+		return err
+	}
+	global := []string{"--root", filepath.Join(dir, "root"), "--log", filepath.Join(bundle, "log.json")}
 
 	res := make([][]sample, len(bins))
 	for r := 0; r < rounds; r++ {
@@ -109,17 +130,36 @@ func run(rounds int, runcFlag string, bins []string) error {
 			if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
 				return err
 			}
-			argv := []string{bins[i], "--harden-runtime", "/bin/true", "--root", filepath.Join(dir, "root"),
-				"--log", filepath.Join(bundle, "log.json"), "create", "--bundle", bundle, fmt.Sprintf("c%d-%d", r, i)}
-			s, err := once(argv, env)
+			id := fmt.Sprintf("c%d-%d", r, i)
+			create := append([]string{bins[i], "--harden-runtime", "/bin/true"}, global...)
+			create = append(create, "create", "--bundle", bundle, "--pid-file", pidFile, id)
+			timed := create
+			if sub == "delete" {
+				if _, err := once(create, env); err != nil {
+					return err
+				}
+				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(exited.Process.Pid)), 0o644); err != nil {
+					return err
+				}
+				timed = append(append([]string{bins[i]}, global...), "delete", id)
+			}
+			s, err := once(timed, env)
 			if err != nil {
 				return err
+			}
+			if sub == "delete" {
+				// The delete must have forgotten the container, as it does
+				// for an engine.
+				left, _ := filepath.Glob(filepath.Join(dir, "state", "containers", "*", id+".json"))
+				if len(left) != 0 {
+					return fmt.Errorf("%s: delete %s left its record %s", bins[i], id, left[0])
+				}
 			}
 			res[i] = append(res[i], s)
 		}
 	}
 
-	fmt.Printf("%d rounds, harden-runc create with /bin/true as its runtime, on a `%s spec` bundle\n", rounds, filepath.Base(runc))
+	fmt.Printf("%d rounds, harden-runc %s with /bin/true as its runtime, on a `%s spec` bundle\n", rounds, sub, filepath.Base(runc))
 	fmt.Printf("%-40s %10s %10s %12s %10s %7s\n", "binary", "median", "p95", "paired diff", "cpu", "faults")
 	for i, b := range bins {
 		wall := pick(res[i], func(s sample) float64 { return ms(s.wall) })
