@@ -352,9 +352,13 @@ static void fast_path(int argc, char **argv, char **envp)
 			if (unlink(f->state) < 0 && errno != ENOENT)
 				dprintf(2, "harden-runc: remove the record of the container (%s): %s\n", f->state,
 					strerror(errno));
-		} else {
-			run_delete(f->runtime, argv, envp, f->state);
+			// Not back to the Go path: without the record it would pick
+			// the default runtime, not the container's.
+			execve(f->runtime, argv, envp);
+			dprintf(2, "harden-runc: run %s: %s\n", f->runtime, strerror(errno));
+			_exit(1);
 		}
+		run_delete(f->runtime, argv, envp, f->state);
 	}
 	execve(f->runtime, argv, envp);
 	free(f); // the Go path reports the failure
