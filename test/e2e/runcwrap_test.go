@@ -189,7 +189,6 @@ func TestPodmanRuntime(t *testing.T) {
 func TestRuncShimBinaryName(t *testing.T) {
 	in := requireSuite(t)
 	wrapper := hardenRunc(t)
-	_ = in
 	id := newID("bn")
 	// harden-runc reads HARDEN_CONFIG, which containerd passes to its shims.
 	r, err := ctr("default", ctrRunArgs("io.containerd.runc.v2", []string{"--rm", "--runc-binary", wrapper}, id, "sh", "-c", probeScript)...)
@@ -197,4 +196,28 @@ func TestRuncShimBinaryName(t *testing.T) {
 		t.Fatalf("ctr run with BinaryName=harden-runc: %v\n%s", err, r)
 	}
 	assertHardened(t, "runc shim with BinaryName=harden-runc", parseProbe(t, r.stdout), baselineCaps, true)
+	if left, _ := filepath.Glob(filepath.Join(in.path("state"), "containers", "*", id+".json")); len(left) != 0 {
+		t.Errorf("ctr run --rm left harden's record %s", left[0])
+	}
+
+	// Detached, then killed and deleted. While the container runs, its
+	// record is there for hardenctl ps. The runc shim's delete comes once
+	// the init has exited, so harden-runc's fast path forgets the record
+	// and execs runc: the record must be gone, and runc must have deleted
+	// the container (the runc shim's root is <instance>/runc/<namespace>).
+	id2 := newID("bnd")
+	pid := ctrRunDetached(t, "io.containerd.runc.v2", []string{"--runc-binary", wrapper}, id2)
+	assertHardened(t, "detached, runc shim with BinaryName=harden-runc (host /proc)", procStatus(t, pid), baselineCaps, true)
+	state := filepath.Join(in.path("state"), "containers", "default", id2+".json")
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no record of the running container: %v", err)
+	}
+	removeCtrContainer(t, "default", id2)
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("record %s still there after the container was deleted (%v)", state, err)
+	}
+	if r, err := runCmd(30*time.Second, nil, env["HARDEN_RUNC"], "--root", filepath.Join(inst.dir, "runc", "default"), "state", id2); err == nil ||
+		!strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("runc still knows %s after the delete (%v):\n%s%s", id2, err, r.stdout, r.stderr)
+	}
 }
