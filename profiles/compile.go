@@ -389,23 +389,22 @@ func tightens(base, sel *Resolved) error {
 		}
 	} else if base.seccomp != nil && sel.seccomp != nil {
 		caps := base.caps
-		probe := func(src *seccompSource) ([]string, error) {
-			f, err := src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
-			if err != nil {
-				return nil, err
-			}
-			return allowedNames(f), nil
+		probe := func(src *seccompSource) (*specs.LinuxSeccomp, error) {
+			return src.generate(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
 		}
-		bn, err := probe(base.seccomp)
+		bf, err := probe(base.seccomp)
 		if err != nil {
 			return err
 		}
-		sn, err := probe(sel.seccomp)
+		sf, err := probe(sel.seccomp)
 		if err != nil {
 			return err
 		}
-		if extra := missing(bn, sn); len(extra) > 0 {
+		if extra := missing(allowedNames(bf), allowedNames(sf)); len(extra) > 0 {
 			return fmt.Errorf("its seccomp filter allows syscalls the rule's does not: %s", strings.Join(extra, ", "))
+		}
+		if weaker := weakerConditions(bf, sf); len(weaker) > 0 {
+			return fmt.Errorf("its seccomp filter allows %s under weaker argument conditions than the rule's (which allows them only with the conditions it sets)", strings.Join(weaker, ", "))
 		}
 		bd, sd, err := defaultActions(base.seccomp, sel.seccomp, caps)
 		if err != nil {
@@ -422,6 +421,100 @@ func tightens(base, sel *Resolved) error {
 		return fmt.Errorf("its SELinux type differs from the rule's %q", base.SELinux.Type)
 	}
 	return nil
+}
+
+// allowConditions maps each syscall name f allows (ActAllow or ActLog) to
+// the argument conditions of every rule that allows it; an empty list is
+// an unconditional allow.
+func allowConditions(f *specs.LinuxSeccomp) map[string][][]specs.LinuxSeccompArg {
+	out := map[string][][]specs.LinuxSeccompArg{}
+	for _, r := range f.Syscalls {
+		if r.Action != specs.ActAllow && r.Action != specs.ActLog {
+			continue
+		}
+		for _, n := range r.Names {
+			out[n] = append(out[n], r.Args)
+		}
+	}
+	return out
+}
+
+// weakerConditions returns, sorted, the syscalls that base allows only
+// under argument conditions (socket's address families, clone without
+// namespace flags) and sel allows by a rule that does not imply one of
+// base's rules for it: a rule allows a call when all its conditions hold,
+// so sel's rule must allow no call that every one of base's rules refuses.
+// The check is conservative (condImplies): a sel rule it cannot prove
+// narrower counts as weaker, and the profile is refused at load with the
+// syscall named. Names base does not allow at all are missing's to report.
+func weakerConditions(base, sel *specs.LinuxSeccomp) []string {
+	b := allowConditions(base)
+	var out []string
+	for name, sconds := range allowConditions(sel) {
+		bconds, ok := b[name]
+		if !ok || slices.ContainsFunc(bconds, func(c []specs.LinuxSeccompArg) bool { return len(c) == 0 }) {
+			continue
+		}
+		for _, sc := range sconds {
+			if !slices.ContainsFunc(bconds, func(bc []specs.LinuxSeccompArg) bool { return rulesImply(sc, bc) }) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rulesImply reports whether every call the conditions sc allow, bc
+// allow too: each condition of bc follows from one condition of sc on the
+// same argument.
+func rulesImply(sc, bc []specs.LinuxSeccompArg) bool {
+	for _, b := range bc {
+		if !slices.ContainsFunc(sc, func(s specs.LinuxSeccompArg) bool { return s.Index == b.Index && condImplies(s, b) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// condImplies reports whether an argument that satisfies s satisfies b,
+// for the cases harden's and moby's profiles use: the same condition; s an
+// equality, which fixes the value (socket's AF_UNIX implies moby's "not
+// AF_VSOCK"); and two masked equalities where s checks at least b's bits
+// (strict's clone mask against moby's). Anything else is "not known".
+func condImplies(s, b specs.LinuxSeccompArg) bool {
+	switch {
+	case s == b:
+		return true
+	case s.Op == specs.OpEqualTo:
+		return condHolds(b, s.Value)
+	case s.Op == specs.OpMaskedEqual && b.Op == specs.OpMaskedEqual:
+		return b.Value&^s.Value == 0 && s.ValueTwo&b.Value == b.ValueTwo
+	}
+	return false
+}
+
+// condHolds evaluates condition c on the argument value x, as the kernel
+// filter libseccomp builds does (64-bit comparisons).
+func condHolds(c specs.LinuxSeccompArg, x uint64) bool {
+	switch c.Op {
+	case specs.OpEqualTo:
+		return x == c.Value
+	case specs.OpNotEqual:
+		return x != c.Value
+	case specs.OpLessThan:
+		return x < c.Value
+	case specs.OpLessEqual:
+		return x <= c.Value
+	case specs.OpGreaterThan:
+		return x > c.Value
+	case specs.OpGreaterEqual:
+		return x >= c.Value
+	case specs.OpMaskedEqual:
+		return x&c.Value == c.ValueTwo
+	}
+	return false
 }
 
 // usesAction reports whether a is f's default action or any rule's.

@@ -45,6 +45,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad container type", header + "rules:\n- name: a\n  profile: baseline\n  match: {containerType: vm}\n", []string{"containerType", "vm"}},
 		{"weaker selectable", header + "rules:\n- name: a\n  profile: strict\n  selectable: [baseline]\n", []string{"selectable[0]", "baseline", "seccomp"}},
 		{"selectable missing", header + "defaults: {profile: baseline, selectable: [nope]}\n", []string{"selectable[0]", "nope"}},
+		// strict allows socket() only for some address families and clone
+		// only without namespace flags; allowing them outright widens it.
+		{"selectable unconditional socket", header + "profiles:\n- {name: wide, extends: strict, seccomp: {allow: [socket]}}\nrules:\n- {name: a, profile: strict, selectable: [wide]}\n", []string{"selectable[0]", "wide", "socket", "argument conditions"}},
+		{"selectable unconditional clone", header + "profiles:\n- {name: wide, extends: strict, seccomp: {allow: [clone]}}\ndefaults: {profile: strict, selectable: [wide]}\n", []string{"selectable[0]", "wide", "clone", "argument conditions"}},
 		{"complain not a bool", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp:\n    complain: sometimes\n", []string{"line 7", "bool"}},
 		{"complain misspelt", header + "profiles:\n- name: p\n  extends: baseline\n  seccomp:\n    complian: true\n", []string{"line 7", "complian"}},
 		{"selectable complain", header + "profiles:\n- {name: measure, extends: baseline, seccomp: {complain: true}}\ndefaults: {profile: baseline, selectable: [measure]}\n", []string{"selectable[0]", "measure", "complain"}},
