@@ -1,14 +1,15 @@
 package profiles
 
 import (
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestWeakerConditions(t *testing.T) {
-	const nsFlags = 0x7E020000
 	arg := func(i uint, op specs.LinuxSeccompOperator, v, v2 uint64) specs.LinuxSeccompArg {
 		return specs.LinuxSeccompArg{Index: i, Op: op, Value: v, ValueTwo: v2}
 	}
@@ -56,5 +57,49 @@ func TestSelectableUnderBaseline(t *testing.T) {
 	policy := "apiVersion: harden.dev/v1alpha1\nkind: Policy\nprofiles:\n- {name: narrow, extends: strict, seccomp: {deny: [mount]}}\nrules:\n- {name: b, profile: baseline, selectable: [strict, narrow]}\n"
 	if _, err := Parse([]byte(policy)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRestrictCloneArch: strict's clone rule checks argument 1 on s390 and
+// s390x, where clone takes the stack first, and argument 0 elsewhere; a
+// filter for both kinds is refused, since on the others argument 1 is a
+// stack pointer the caller picks.
+func TestRestrictCloneArch(t *testing.T) {
+	for _, tc := range []struct {
+		arches  []specs.Arch
+		goarch  string
+		want    uint
+		refused bool
+	}{
+		{[]specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}, "amd64", 0, false},
+		{[]specs.Arch{specs.ArchAARCH64, specs.ArchARM}, "arm64", 0, false},
+		{[]specs.Arch{specs.ArchS390X, specs.ArchS390}, "s390x", 1, false},
+		{[]specs.Arch{specs.ArchS390X}, "amd64", 1, false},
+		{nil, "s390x", 1, false},
+		{nil, "amd64", 0, false},
+		{[]specs.Arch{specs.ArchX86_64, specs.ArchS390X}, "amd64", 0, true},
+	} {
+		f := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: tc.arches,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"clone", "read"}, Action: specs.ActAllow}}}
+		idx, err := cloneFlagsArg(tc.arches, tc.goarch)
+		if tc.refused {
+			if err == nil || !strings.Contains(err.Error(), "s390") {
+				t.Errorf("%v: err %v, want a refusal naming s390", tc.arches, err)
+			}
+			continue
+		}
+		if err != nil || idx != tc.want {
+			t.Errorf("%v on %s: index %d (%v), want %d", tc.arches, tc.goarch, idx, err, tc.want)
+		}
+		if tc.goarch != runtime.GOARCH && len(tc.arches) == 0 {
+			continue // restrictClone uses this process's GOARCH
+		}
+		if err := restrictClone(f); err != nil {
+			t.Fatalf("%v: restrictClone: %v", tc.arches, err)
+		}
+		conds := allowConditions(f)["clone"]
+		if len(conds) != 1 || len(conds[0]) != 1 || conds[0][0].Index != tc.want || conds[0][0].Op != specs.OpMaskedEqual || conds[0][0].Value != nsFlags {
+			t.Errorf("%v: clone allowed under %v, want flags (argument %d) without namespace bits", tc.arches, conds, tc.want)
+		}
 	}
 }

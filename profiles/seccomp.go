@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -284,7 +285,9 @@ func (src *seccompSource) generate(s *specs.Spec) (*specs.LinuxSeccomp, error) {
 	if src.base == SeccompStrict {
 		tighten(f, StrictDeniedSyscalls)
 		restrictSockets(f)
-		restrictClone(f)
+		if err := restrictClone(f); err != nil {
+			return nil, err
+		}
 	}
 	if len(src.deny) > 0 {
 		tighten(f, src.deny)
@@ -349,14 +352,46 @@ const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.
 // fail with ENOSYS (its flags live in memory seccomp cannot read; libc then
 // falls back to clone), whatever the capabilities. moby does the same only
 // when CAP_SYS_ADMIN is absent.
-func restrictClone(f *specs.LinuxSeccomp) {
+func restrictClone(f *specs.LinuxSeccomp) error {
+	idx, err := cloneFlagsArg(f.Architectures, runtime.GOARCH)
+	if err != nil {
+		return err
+	}
 	tighten(f, []string{"clone", "clone3"})
 	f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{
 		Names: []string{"clone"}, Action: specs.ActAllow,
-		Args: []specs.LinuxSeccompArg{{Index: 0, Value: nsFlags, ValueTwo: 0, Op: specs.OpMaskedEqual}},
+		Args: []specs.LinuxSeccompArg{{Index: idx, Value: nsFlags, ValueTwo: 0, Op: specs.OpMaskedEqual}},
 	})
 	enosys := uint(unix.ENOSYS)
 	f.Syscalls = append(f.Syscalls, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys})
+	return nil
+}
+
+// cloneFlagsArg is the index of clone's flags argument for a filter's
+// architectures (goarch's when it lists none): 1 on s390 and s390x, where
+// clone takes the stack first, 0 elsewhere, as in moby's profile. One rule
+// cannot serve both: on the others, argument 1 is the stack pointer, which
+// the caller chooses, so such a filter is refused.
+func cloneFlagsArg(arches []specs.Arch, goarch string) (uint, error) {
+	if len(arches) == 0 {
+		if goarch == "s390x" {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	s390 := 0
+	for _, a := range arches {
+		if a == specs.ArchS390 || a == specs.ArchS390X {
+			s390++
+		}
+	}
+	switch s390 {
+	case 0:
+		return 0, nil
+	case len(arches):
+		return 1, nil
+	}
+	return 0, fmt.Errorf("strict's clone rule cannot cover s390 and other architectures in one filter (%v): clone's flags are argument 1 on s390 and 0 elsewhere", arches)
 }
 
 // cloneSeccomp copies a cached filter for one spec. The rule list and the

@@ -19,9 +19,11 @@ func SetNoNewPrivileges(rule string) Mutator {
 	})
 }
 
-// RequireNonRoot refuses a process that runs as uid 0 or whose primary gid
-// is 0. Changing the uid would break images that expect to be root, so this
-// is a refusal, never a silent rewrite.
+// RequireNonRoot refuses a process that runs as uid 0, as Pod Security
+// restricted's runAsNonRoot does. A primary gid of 0 passes, as it does
+// there: images built to run under an arbitrary uid keep their files
+// group 0. Changing the uid would break images that expect to be root, so
+// this is a refusal, never a silent rewrite.
 func RequireNonRoot(rule string) Mutator {
 	return MutatorFunc(func(s *specs.Spec) ([]Change, error) {
 		if s.Process == nil {
