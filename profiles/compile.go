@@ -141,6 +141,9 @@ func (c *Compiled) resolve(name string, raw map[string]Profile, visiting []strin
 	}
 	merged, chain := p, []string{name}
 	if !slices.Contains(BuiltinNames, name) {
+		if err := checkPaths(p); err != nil {
+			return nil, fmt.Errorf("profile %q: %w", name, err)
+		}
 		parent, err := c.resolve(p.Extends, raw, append(visiting, name))
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: extends: %w", name, err)
@@ -162,6 +165,34 @@ func (c *Compiled) resolve(name string, raw map[string]Profile, visiting []strin
 	r.Chain = chain
 	c.profiles[name] = r
 	return r, nil
+}
+
+// checkPaths checks that the path lists of p are absolute. resolve runs it
+// on a profile's own lists before they are merged with its parent's, so an
+// error is indexed as the user wrote the list, and validateProfile on the
+// merged result.
+func checkPaths(p Profile) error {
+	for i, d := range p.ScratchDirs {
+		if !strings.HasPrefix(d, "/") {
+			return fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
+		}
+	}
+	for i, hp := range p.DenyHostPaths {
+		if !strings.HasPrefix(hp.Path, "/") {
+			return fmt.Errorf("denyHostPaths[%d].path: %q is not an absolute path", i, hp.Path)
+		}
+	}
+	for _, l := range []struct {
+		field string
+		paths []string
+	}{{"maskedPaths", p.MaskedPaths}, {"readonlyPaths", p.ReadonlyPaths}, {"allowDevices", p.AllowDevices}} {
+		for i, x := range l.paths {
+			if !strings.HasPrefix(x, "/") {
+				return fmt.Errorf("%s[%d]: %q is not an absolute path", l.field, i, x)
+			}
+		}
+	}
+	return nil
 }
 
 func validateProfile(p Profile) (*Resolved, error) {
@@ -190,28 +221,11 @@ func validateProfile(p Profile) (*Resolved, error) {
 		}
 		r.required = slices.DeleteFunc(r.required, func(x specs.LinuxNamespaceType) bool { return x == t })
 	}
-	for i, d := range p.ScratchDirs {
-		if !strings.HasPrefix(d, "/") {
-			return nil, fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
-		}
+	if err := checkPaths(p); err != nil {
+		return nil, err
 	}
 	if p.ScratchSize != "" && !validTmpfsSize(p.ScratchSize) {
 		return nil, fmt.Errorf("scratchSize: %q is not a tmpfs size (bytes with an optional k, m or g suffix, e.g. 64m)", p.ScratchSize)
-	}
-	for i, hp := range p.DenyHostPaths {
-		if !strings.HasPrefix(hp.Path, "/") {
-			return nil, fmt.Errorf("denyHostPaths[%d].path: %q is not an absolute path", i, hp.Path)
-		}
-	}
-	for _, l := range []struct {
-		field string
-		paths []string
-	}{{"maskedPaths", p.MaskedPaths}, {"readonlyPaths", p.ReadonlyPaths}, {"allowDevices", p.AllowDevices}} {
-		for i, x := range l.paths {
-			if !strings.HasPrefix(x, "/") {
-				return nil, fmt.Errorf("%s[%d]: %q is not an absolute path", l.field, i, x)
-			}
-		}
 	}
 	if p.AppArmor != nil && *p.AppArmor != "" && !validAppArmorName(*p.AppArmor) {
 		return nil, fmt.Errorf("apparmor: invalid profile name %q", *p.AppArmor)

@@ -45,6 +45,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad container type", header + "rules:\n- name: a\n  profile: baseline\n  match: {containerType: vm}\n", []string{"containerType", "vm"}},
 		{"weaker selectable", header + "rules:\n- name: a\n  profile: strict\n  selectable: [baseline]\n", []string{"selectable[0]", "baseline", "seccomp"}},
 		{"selectable missing", header + "defaults: {profile: baseline, selectable: [nope]}\n", []string{"selectable[0]", "nope"}},
+		// Indexed as written, not in the list merged with the parent's.
+		{"relative deny path", header + "profiles:\n- name: p\n  extends: baseline\n  denyHostPaths: [{path: /ok}, {path: rel}]\n", []string{`profile "p"`, "denyHostPaths[1].path", `"rel"`}},
+		{"relative masked path", header + "profiles:\n- name: p\n  extends: strict\n  maskedPaths: [rel]\n", []string{`profile "p"`, "maskedPaths[0]", `"rel"`}},
 		// strict allows socket() only for some address families and clone
 		// only without namespace flags; allowing them outright widens it.
 		{"selectable unconditional socket", header + "profiles:\n- {name: wide, extends: strict, seccomp: {allow: [socket]}}\nrules:\n- {name: a, profile: strict, selectable: [wide]}\n", []string{"selectable[0]", "wide", "socket", "argument conditions"}},
