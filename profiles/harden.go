@@ -189,8 +189,15 @@ type Outcome struct {
 func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
+	var refused spec.Violations
 	if err != nil {
-		return c.refuseSelect(out, err)
+		vs, ok := err.(spec.Violations)
+		if !ok || d.Mode != spec.Audit {
+			return c.refuseSelect(out, err)
+		}
+		// Audit mode: the record shows the refused selection and what
+		// the rule's own profile (chain holds only it) would change.
+		refused = vs
 	}
 	work, err := spec.Clone(s)
 	if err != nil {
@@ -201,7 +208,7 @@ func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcom
 		ms = append(ms[:len(ms):len(ms)], r.Mutators(h)...)
 	}
 	res, err := spec.Apply(work, spec.Enforce, ms...)
-	out.Changes, out.Violations = res.Changes, res.Violations
+	out.Changes, out.Violations = res.Changes, append(refused, res.Violations...)
 	if err != nil && !isViolation(err) {
 		return out, err
 	}
@@ -267,8 +274,15 @@ func isViolation(err error) bool {
 func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spec.Identity, h spec.Host) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
+	var refused spec.Violations
 	if err != nil {
-		return c.refuseSelect(out, err)
+		vs, ok := err.(spec.Violations)
+		if !ok || d.Mode != spec.Audit {
+			return c.refuseSelect(out, err)
+		}
+		// Audit mode: the record shows the refused selection and what
+		// the rule's own profile (chain holds only it) would change.
+		refused = vs
 	}
 	work, err := spec.Clone(&specs.Spec{Process: proc})
 	if err != nil {
@@ -303,7 +317,7 @@ func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spe
 		ms = append(ms, r.lsmMutators(h, cp)...)
 	}
 	res, err := spec.Apply(work, spec.Enforce, ms...)
-	out.Changes, out.Violations = res.Changes, res.Violations
+	out.Changes, out.Violations = res.Changes, append(refused, res.Violations...)
 	if err != nil && !isViolation(err) {
 		return out, err
 	}
@@ -327,8 +341,15 @@ func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spe
 func (c *Compiled) HardenUpdate(r *specs.LinuxResources, id spec.Identity) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
+	var refused spec.Violations
 	if err != nil {
-		return c.refuseSelect(out, err)
+		vs, ok := err.(spec.Violations)
+		if !ok || d.Mode != spec.Audit {
+			return c.refuseSelect(out, err)
+		}
+		// Audit mode: the record shows the refused selection and what
+		// the rule's own profile (chain holds only it) would change.
+		refused = vs
 	}
 	if r == nil {
 		return out, nil
@@ -351,7 +372,7 @@ func (c *Compiled) HardenUpdate(r *specs.LinuxResources, id spec.Identity) (*Out
 			return out, err
 		}
 	}
-	out.Violations = vs
+	out.Violations = append(refused, vs...)
 	if len(vs) > 0 && d.Mode == spec.Enforce {
 		return out, &spec.ViolationError{Violations: vs}
 	}

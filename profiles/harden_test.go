@@ -3,6 +3,7 @@ package profiles
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -200,6 +201,44 @@ func TestSelectableProfiles(t *testing.T) {
 	}
 	if !slices.Equal(s.Process.Capabilities.Bounding, []string{"CAP_NET_BIND_SERVICE"}) {
 		t.Fatalf("selected profile widened capabilities: %v", s.Process.Capabilities.Bounding)
+	}
+}
+
+// TestRefusedSelectionInAudit: in audit mode a refused selection is
+// recorded next to what the rule's own profile would change (create, exec
+// and update), and nothing is changed; in enforce mode it refuses.
+func TestRefusedSelectionInAudit(t *testing.T) {
+	for _, mode := range []string{"audit", "enforce"} {
+		c := mustParse(t, header+"profiles:\n- {name: loose, extends: baseline, capabilities: {allow: [ALL]}}\ndefaults: {profile: restricted, mode: "+mode+"}\n")
+		s := engineSpec("x", "y", 1000)
+		s.Annotations[SelectAnnotation] = "loose"
+		before, _ := spec.Clone(s)
+		out, err := c.Harden(s, spec.IdentityFromSpec(s), spec.Host{})
+		selectRefused := slices.ContainsFunc(out.Violations, func(v spec.Violation) bool { return v.Rule == RuleSelect })
+		capsDropped := slices.ContainsFunc(out.Changes, func(ch spec.Change) bool { return strings.HasPrefix(ch.Path, "process.capabilities") })
+		if mode == "enforce" {
+			if !errors.Is(err, spec.ErrPolicyViolation) || !selectRefused {
+				t.Errorf("enforce: err %v, violations %+v; want the selection refused", err, out.Violations)
+			}
+			continue
+		}
+		if err != nil || !selectRefused || !capsDropped {
+			t.Errorf("audit create: err %v, violations %+v, changes %d (capabilities among them: %v); want the refused selection and the rule's changes", err, out.Violations, len(out.Changes), capsDropped)
+		}
+		if !reflect.DeepEqual(before, s) {
+			t.Error("audit create changed the spec")
+		}
+		all := slices.Clone(spec.AllCapabilities)
+		proc := &specs.Process{Args: []string{"sh"}, Capabilities: &specs.LinuxCapabilities{Bounding: all, Effective: slices.Clone(all), Permitted: slices.Clone(all)}}
+		out, err = c.HardenExec(proc, s, spec.IdentityFromSpec(s), spec.Host{})
+		if err != nil || !slices.ContainsFunc(out.Violations, func(v spec.Violation) bool { return v.Rule == RuleSelect }) || len(out.Changes) == 0 {
+			t.Errorf("audit exec: err %v, violations %+v, changes %+v", err, out.Violations, out.Changes)
+		}
+		mem := int64(64 << 30)
+		out, err = c.HardenUpdate(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}}, spec.IdentityFromSpec(s))
+		if err != nil || !slices.ContainsFunc(out.Violations, func(v spec.Violation) bool { return v.Rule == RuleSelect }) || len(out.Changes) == 0 || mem != 64<<30 {
+			t.Errorf("audit update: err %v, violations %+v, changes %+v, limit %d", err, out.Violations, out.Changes, mem)
+		}
 	}
 }
 
