@@ -43,8 +43,9 @@ type Config struct {
 	StateDir string `toml:"StateDir,omitempty"`
 	// FailurePolicy, when set, decides what happens if the policy file
 	// cannot be loaded: "deny" (default) or "allow" (start unhardened and
-	// log it loudly). A loadable policy's own failurePolicy governs failures
-	// to apply it.
+	// log it loudly). When it is not set, a loaded policy's own
+	// failurePolicy governs failures to apply it; when it is, it overrides
+	// that too (AllowUnhardened).
 	FailurePolicy string `toml:"FailurePolicy,omitempty"`
 
 	// RuntimeHandler names the CRI runtime handler this configuration

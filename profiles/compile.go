@@ -587,6 +587,3 @@ func (c *Compiled) ProfileNames() []string {
 	}
 	return names
 }
-
-// ErrNoPolicy wraps failures to load a policy, for failurePolicy handling.
-var ErrNoPolicy = errors.New("policy unavailable")
