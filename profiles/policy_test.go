@@ -308,3 +308,90 @@ func TestBuiltinTightensTable(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadChecksThePathToTheFile: every directory and symlink on the way
+// to a policy file must be as trusted as the file, or whoever can replace
+// one can point harden at a file of their choosing.
+func TestLoadChecksThePathToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, DefaultPolicyYAML(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A ConfigMap volume: policy.yaml -> ..data/policy.yaml, ..data -> ..2026_11_27.
+	cm := filepath.Join(dir, "cm")
+	write(filepath.Join(cm, "..2026_11_27", "policy.yaml"))
+	for _, l := range [][2]string{{"..2026_11_27", "..data"}, {"..data/policy.yaml", "policy.yaml"}} {
+		if err := os.Symlink(l[0], filepath.Join(cm, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Load(filepath.Join(cm, "policy.yaml")); err != nil {
+		t.Fatalf("ConfigMap-style chain: %v", err)
+	}
+	if _, err := Load(filepath.Join(cm, ".", "..data", "..", "policy.yaml")); err != nil {
+		t.Fatalf("with . and ..: %v", err)
+	}
+
+	// A directory on the way that others can write.
+	open := filepath.Join(dir, "open")
+	write(filepath.Join(open, "sub", "policy.yaml"))
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(open, "sub", "policy.yaml")); err == nil || !strings.Contains(err.Error(), "directory "+open+" on the way is writable") {
+		t.Errorf("world-writable directory on the way: err = %v", err)
+	}
+	// The same directory with the sticky bit, as /tmp: only an entry's
+	// owner can replace it.
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(open, "sub", "policy.yaml")); err != nil {
+		t.Errorf("sticky directory on the way: %v", err)
+	}
+	// A symlink that leads through a writable directory.
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(filepath.Join(open, "sub", "policy.yaml"), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("symlink through a writable directory: err = %v", err)
+	}
+	// A loop.
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(loop); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("symlink loop: err = %v", err)
+	}
+	if os.Getuid() == 0 {
+		// A directory, or a symlink, of another user.
+		theirs := filepath.Join(dir, "theirs")
+		write(filepath.Join(theirs, "policy.yaml"))
+		if err := os.Chown(theirs, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(filepath.Join(theirs, "policy.yaml")); err == nil || !strings.Contains(err.Error(), "owned by uid 1234") {
+			t.Errorf("directory of uid 1234 on the way: err = %v", err)
+		}
+		if err := os.Lchown(link, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(open, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(link); err == nil || !strings.Contains(err.Error(), "owned by uid 1234") {
+			t.Errorf("symlink of uid 1234: err = %v", err)
+		}
+	}
+}

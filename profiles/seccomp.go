@@ -416,12 +416,14 @@ func cloneSeccomp(f *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 // regular file owned by root and writable by nobody else, or anyone who can
 // write it can switch protections off.
 //
-// Symlinks are followed (a Kubernetes ConfigMap volume is a chain of them)
-// and the file they end at is checked.
+// Symlinks are followed (a Kubernetes ConfigMap volume is a chain of them),
+// and so is every step to the file (trustedPath): whoever could replace a
+// directory or a symlink on the way could point the loader at a file of
+// their choosing.
 func readTrustedFile(p string) ([]byte, error) {
-	real, err := filepath.EvalSymlinks(p)
+	real, err := trustedPath(p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, errors.Unwrap(err))
+		return nil, err
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
@@ -444,6 +446,85 @@ func readTrustedFile(p string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes", p, MaxPolicySize*4)
 	}
 	return data, nil
+}
+
+// maxSymlinks bounds the symlinks trustedPath follows, as the kernel's
+// MAXSYMLINKS does.
+const maxSymlinks = 40
+
+// trustedPath resolves p as the kernel would, step by step, and checks
+// each directory it passes through and each symlink it follows: owned by
+// root or by this process's user, and, for a directory, writable by no one
+// else unless it is sticky (as /tmp is), where only an entry's owner can
+// replace it. It returns the resolved path of the last element, which it
+// does not check (readTrustedFile does). Between this and the read, only
+// those owners could change the path.
+func trustedPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	uid := uint32(os.Getuid())
+	check := func(path string, fi os.FileInfo) error {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && st.Uid != 0 && st.Uid != uid {
+			return fmt.Errorf("%s: %s on the way is owned by uid %d, not root", p, path, st.Uid)
+		}
+		if fi.IsDir() && fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			return fmt.Errorf("%s: directory %s on the way is writable by group or others (mode %04o)", p, path, fi.Mode().Perm())
+		}
+		return nil
+	}
+	root, err := os.Lstat("/")
+	if err != nil {
+		return "", err
+	}
+	if err := check("/", root); err != nil {
+		return "", err
+	}
+	cur := "/"
+	rest := strings.Split(strings.TrimPrefix(abs, "/"), "/")
+	for links := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", p, errors.Unwrap(err))
+		}
+		if len(rest) == 0 && fi.Mode()&os.ModeSymlink == 0 {
+			return next, nil // the file itself: the caller checks it
+		}
+		if err := check(next, fi); err != nil {
+			return "", err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			if links++; links > maxSymlinks {
+				return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", p, err)
+			}
+			if strings.HasPrefix(target, "/") {
+				cur = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+		case fi.IsDir():
+			cur = next
+		default:
+			return "", fmt.Errorf("%s: %s is not a directory", p, next)
+		}
+	}
+	return cur, nil
 }
 
 // syscallNames lists the names a filter mentions, sorted, for records and
