@@ -58,7 +58,7 @@ func HardenBundle(pol *profiles.Compiled, cfg Config, bundle string, identify fu
 	}
 	id := identify(doc.Spec)
 	d, _, _ := pol.Decide(id)
-	out, herr := pol.Harden(doc.Spec, id, cfg.Host(d.Backend))
+	out, herr := pol.Harden(doc.Spec, id, cfg.HostFor(d.Backend, pol))
 	rec.Outcome = out
 	rec.Result = ResultOf(out, herr)
 	if herr != nil {

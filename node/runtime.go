@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/harden-dev/harden/spec"
 )
 
@@ -84,18 +86,39 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ociVersions caches each runtime binary's newest accepted spec version.
-var ociVersions sync.Map // binary path -> string
+// runtimeFeatures is what harden needs of a runtime's `features` answer.
+type runtimeFeatures struct {
+	// OCIVersionMax is the newest spec version it accepts; "" when unknown.
+	OCIVersionMax string `json:"ociVersionMax"`
+	// SeccompFlagsKnown is true when the runtime answered: SeccompFlags
+	// then lists the seccomp flags it applies (none when the answer has no
+	// linux.seccomp.supportedFlags, as runc 1.1's, which refuses flags).
+	SeccompFlagsKnown bool                     `json:"seccompFlagsKnown"`
+	SeccompFlags      []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
+}
 
-// maxOCIVersion asks the runtime (`features`, runc >= 1.1.0 and crun >= 1.9)
-// once per binary, with a state root under cacheDir. crun releases without `features` accept at most 1.1.
-// The answer is kept in the process and, since every container gets a new
-// shim process, in StateDir/runtimes (cacheDir), valid while the binary's
-// inode, size and mtime stay the same: asking costs a fork and exec of the
-// runtime on each container's create otherwise.
+// featuresFormat is the version of featuresCache's layout: an entry of
+// another one is asked again.
+const featuresFormat = 2
+
+// runtimeFeaturesCache caches each runtime binary's answer in the process.
+var runtimeFeaturesCache sync.Map // binary path -> runtimeFeatures
+
+// maxOCIVersion is the newest spec version bin accepts (runtimeFeatures).
 func maxOCIVersion(bin string, b spec.Backend, cacheDir string) string {
-	if v, ok := ociVersions.Load(bin); ok {
-		return v.(string)
+	return probeFeatures(bin, b, cacheDir).OCIVersionMax
+}
+
+// probeFeatures asks the runtime (`features`, runc >= 1.1.0 and crun >=
+// 1.9) once per binary, with a state root under cacheDir. crun releases
+// without `features` accept at most spec 1.1. The answer is kept in the
+// process and, since every container gets a new shim process, in
+// StateDir/runtimes (cacheDir), valid while the binary's inode, size and
+// mtime stay the same: asking costs a fork and exec of the runtime on each
+// container's create otherwise.
+func probeFeatures(bin string, b spec.Backend, cacheDir string) runtimeFeatures {
+	if v, ok := runtimeFeaturesCache.Load(bin); ok {
+		return v.(runtimeFeatures)
 	}
 	key := binaryKey(bin)
 	cache := ""
@@ -103,12 +126,11 @@ func maxOCIVersion(bin string, b spec.Backend, cacheDir string) string {
 		sum := sha256.Sum256([]byte(bin))
 		cache = filepath.Join(cacheDir, "runtimes", hex.EncodeToString(sum[:8])+".json")
 		var c featuresCache
-		if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &c) == nil && c.Binary == bin && c.Key == key {
-			ociVersions.Store(bin, c.OCIVersionMax)
-			return c.OCIVersionMax
+		if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &c) == nil && c.Format == featuresFormat && c.Binary == bin && c.Key == key {
+			runtimeFeaturesCache.Store(bin, c.Features)
+			return c.Features
 		}
 	}
-	v := ""
 	args := []string{"features"}
 	if cacheDir != "" {
 		// crun creates its state root even to answer `features` (crun 1.8
@@ -116,32 +138,43 @@ func maxOCIVersion(bin string, b spec.Backend, cacheDir string) string {
 		// it one of harden's own.
 		args = []string{"--root", filepath.Join(cacheDir, "runtimes", "root"), "features"}
 	}
+	var f runtimeFeatures
 	out, err := exec.Command(bin, args...).Output()
-	var f struct {
+	var answer struct {
 		OCIVersionMax string `json:"ociVersionMax"`
+		Linux         *struct {
+			Seccomp *struct {
+				SupportedFlags *[]specs.LinuxSeccompFlag `json:"supportedFlags"`
+			} `json:"seccomp"`
+		} `json:"linux"`
 	}
 	switch {
-	case err == nil && json.Unmarshal(out, &f) == nil:
-		v = f.OCIVersionMax
+	case err == nil && json.Unmarshal(out, &answer) == nil:
+		f.OCIVersionMax = answer.OCIVersionMax
+		f.SeccompFlagsKnown = true
+		if l := answer.Linux; l != nil && l.Seccomp != nil && l.Seccomp.SupportedFlags != nil {
+			f.SeccompFlags = *l.Seccomp.SupportedFlags
+		}
 	case b == spec.Crun:
-		v = "1.1.0"
+		f.OCIVersionMax = "1.1.0"
 	}
-	ociVersions.Store(bin, v)
+	runtimeFeaturesCache.Store(bin, f)
 	if cache != "" {
-		if data, err := json.Marshal(featuresCache{Binary: bin, Key: key, OCIVersionMax: v}); err == nil {
+		if data, err := json.Marshal(featuresCache{Format: featuresFormat, Binary: bin, Key: key, Features: f}); err == nil {
 			if os.MkdirAll(filepath.Dir(cache), 0o700) == nil {
 				_ = spec.WriteFileAtomic(cache, data, 0o600) // a cache: failing to keep it costs only time
 			}
 		}
 	}
-	return v
+	return f
 }
 
-// featuresCache is what maxOCIVersion keeps of a runtime's answer.
+// featuresCache is what probeFeatures keeps of a runtime's answer.
 type featuresCache struct {
-	Binary        string `json:"binary"`
-	Key           string `json:"key"` // binaryKey when asked
-	OCIVersionMax string `json:"ociVersionMax"`
+	Format   int             `json:"format"`
+	Binary   string          `json:"binary"`
+	Key      string          `json:"key"` // binaryKey when asked
+	Features runtimeFeatures `json:"features"`
 }
 
 // binaryKey identifies the file bin resolves to: a replaced or upgraded

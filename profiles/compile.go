@@ -48,6 +48,18 @@ type Resolved struct {
 	mutators sync.Map // spec.Host -> []spec.Mutator, built once per host
 }
 
+// LogsDenials reports whether a profile of the policy sets
+// seccomp.logDenials (SECCOMP_FILTER_FLAG_LOG), so that an entry point asks
+// the runtime whether it applies the flag only when it matters.
+func (c *Compiled) LogsDenials() bool {
+	for _, r := range c.profiles {
+		if r.seccomp != nil && r.seccomp.logDenials {
+			return true
+		}
+	}
+	return false
+}
+
 // Compile validates p and resolves its profiles and rules.
 func (p Policy) Compile() (*Compiled, error) {
 	if p.APIVersion != APIVersion {

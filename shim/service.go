@@ -133,7 +133,7 @@ func warmUp(cfg node.Config, cache *node.PolicyCache) {
 	if err != nil {
 		return
 	}
-	_, _ = pol.Harden(d.Spec, spec.IdentityFromSpec(d.Spec), cfg.Host(spec.Runc))
+	_, _ = pol.Harden(d.Spec, spec.IdentityFromSpec(d.Spec), cfg.HostFor(spec.Runc, pol))
 	_, _ = d.Marshal()
 }
 

@@ -73,6 +73,14 @@ type Host struct {
 	// MaxOCIVersion is the newest spec version the runtime binary accepts
 	// (`runc features` ociVersionMax); "" means no limit is known.
 	MaxOCIVersion string `json:"maxOCIVersion,omitempty"`
+	// NoSeccompFlagLog is true when the runtime is known not to apply
+	// SECCOMP_FILTER_FLAG_LOG: its `features` answer does not list it in
+	// linux.seccomp.supportedFlags, or has no such field, as runc 1.1's,
+	// which refuses any seccomp flag. False when nothing is known. (Host is
+	// a map key: its fields stay comparable.)
+	NoSeccompFlagLog bool `json:"noSeccompFlagLog,omitempty"`
+	// Runtime names the runtime binary for notes.
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // Adapt fits a hardened spec to what backend b accepts and reports what it
@@ -149,11 +157,31 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 		for _, c := range []Control{CtlCapabilities, CtlNoNewPrivileges} {
 			add(c, true, "")
 		}
+		// logDenials asks for SECCOMP_FILTER_FLAG_LOG; a runtime that
+		// applies no seccomp flags (runc before 1.2) refuses to start the
+		// container over it. The filter is the protection and stays; only
+		// the logging of its denials goes, and the record says so.
+		unlogged := ""
+		if l := s.Linux; h.NoSeccompFlagLog && l != nil && l.Seccomp != nil && slices.Contains(l.Seccomp.Flags, specs.LinuxSeccompFlagLog) {
+			rt := h.Runtime
+			if rt == "" {
+				rt = string(b)
+			}
+			changes = append(changes, Change{
+				Rule: "backend." + string(b), Path: "linux.seccomp.flags", Op: OpRemove, Before: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
+				Reason: rt + " does not apply seccomp flags (runc does from 1.2): the filter is enforced, its denials are not logged",
+			})
+			l.Seccomp.Flags = slices.DeleteFunc(slices.Clone(l.Seccomp.Flags), func(f specs.LinuxSeccompFlag) bool { return f == specs.LinuxSeccompFlagLog })
+			if len(l.Seccomp.Flags) == 0 {
+				l.Seccomp.Flags = nil
+			}
+			unlogged = "denials are not logged: " + rt + " does not apply SECCOMP_FILTER_FLAG_LOG"
+		}
 		if l := s.Linux; l != nil && l.Seccomp != nil && l.Seccomp.DefaultAction == specs.ActLog {
 			// Installed, but it denies nothing it does not list.
 			add(CtlSeccomp, false, "complain mode: the filter logs syscalls (SCMP_ACT_LOG) instead of denying them")
 		} else {
-			add(CtlSeccomp, true, "")
+			add(CtlSeccomp, true, unlogged)
 		}
 		ok, note := lsm(h.AppArmor, "AppArmor")
 		add(CtlAppArmor, ok, note)

@@ -159,6 +159,25 @@ func TestAdaptSeccompLogFlag(t *testing.T) {
 			t.Errorf("%s changed the flags: %v", b, changes)
 		}
 	}
+	// A runc known not to apply the flag (1.1 refuses any): the flag goes,
+	// the filter stays, and the record says denials are not logged.
+	s = withFlag()
+	changes, enf = Adapt(s, Runc, Host{NoSeccompFlagLog: true, Runtime: "runc-1.1"})
+	if len(s.Linux.Seccomp.Flags) != 0 || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(changes) != 1 ||
+		changes[0].Rule != "backend.runc" || changes[0].Op != OpRemove || !strings.Contains(changes[0].Reason, "runc-1.1 does not apply seccomp flags") {
+		t.Fatalf("runc without the flag: flags %v changes %+v", s.Linux.Seccomp.Flags, changes)
+	}
+	for _, e := range enf {
+		if e.Control == CtlSeccomp && (!e.Enforced || !strings.Contains(e.Note, "denials are not logged")) {
+			t.Errorf("runc without the flag: seccomp enforcement %+v", e)
+		}
+	}
+	// Nothing to drop: no change.
+	s = withFlag()
+	s.Linux.Seccomp.Flags = nil
+	if changes, _ := Adapt(s, Runc, Host{NoSeccompFlagLog: true}); len(changes) != 0 {
+		t.Errorf("no flag, yet changes %+v", changes)
+	}
 }
 
 // TestSeccompOptionsInvariants holds the seccomp options to the mutator

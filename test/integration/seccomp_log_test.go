@@ -18,6 +18,7 @@ import (
 
 	"github.com/harden-dev/harden/node"
 	"github.com/harden-dev/harden/profiles"
+	"github.com/harden-dev/harden/spec"
 )
 
 // seccompLogPolicy runs the containers of runtime handler "measure" (an
@@ -412,4 +413,46 @@ func waitSeccompRecord(t *testing.T, mark uint64, pid int, nr int) (rec map[stri
 		}
 	}
 	return nil, false, suppressed
+}
+
+// TestLogDenialsUnderRunc11: runc 1.1 (Debian 12's /usr/sbin/runc) applies
+// no seccomp flags and refuses to start a container that asks for one
+// ("seccomp flags are not yet supported by runc"). Under a policy that
+// logs denials, harden-runc asks the runtime (`features`, which in 1.1 has
+// no linux.seccomp.supportedFlags), drops SECCOMP_FILTER_FLAG_LOG and
+// records it, and the container runs with its filter enforced:
+// unshare(CLONE_NEWUSER) fails with EPERM.
+func TestLogDenialsUnderRunc11(t *testing.T) {
+	runc11 := need(t, "HARDEN_RUNC_DEBIAN")
+	if out, err := exec.Command(runc11, "--version").Output(); err != nil || !strings.Contains(string(out), "runc version 1.1.") {
+		t.Fatalf("%s is not runc 1.1 (%v): %s", runc11, err, out)
+	}
+	images := need(t, "HARDEN_IMAGES")
+	h := newHardenRunc(t, "")
+	h.runtime = runc11
+	h.config = h.writeConfig("runc11.toml", seccompLogPolicy)
+
+	id := testID(t, "runc11-logdenials")
+	s := engineLikeSpec(copyRootfs(t, images), id, 0)
+	s.Process.Args = []string{"/usr/bin/unshare", "-U", "/bin/true"}
+	bundle := writeSpec(t, s)
+	t.Cleanup(func() { h.forceDelete(id) })
+	r := h.run(h.config, "run", "--pid-file", filepath.Join(bundle, "init.pid"), "--bundle", bundle, id)
+	if out := r.stderr + r.stdout; r.err == nil || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "not yet supported") {
+		t.Fatalf("unshare under runc 1.1: want the container to run and unshare to fail with EPERM, got %v", r)
+	}
+	rc := &node.Recorder{StateDir: filepath.Join(h.dir, "state")}
+	rec, ok, err := rc.FindState(id, h.root)
+	if err != nil || !ok || rec.Outcome == nil {
+		t.Fatalf("state record for %s: %v %v", id, ok, err)
+	}
+	dropped := slices.ContainsFunc(rec.Outcome.Changes, func(c spec.Change) bool {
+		return c.Rule == "backend.runc" && c.Path == "linux.seccomp.flags" && c.Op == spec.OpRemove
+	})
+	noted := slices.ContainsFunc(rec.Outcome.Enforcement, func(e spec.Enforcement) bool {
+		return e.Control == spec.CtlSeccomp && e.Enforced && strings.Contains(e.Note, "denials are not logged")
+	})
+	if !dropped || !noted {
+		t.Fatalf("record for %s: flag dropped %v, enforcement noted %v:\nchanges %+v\nenforcement %+v", id, dropped, noted, rec.Outcome.Changes, rec.Outcome.Enforcement)
+	}
 }
