@@ -105,10 +105,12 @@ type HostPath struct {
 	Subtree bool   `json:"subtree,omitempty" yaml:"subtree,omitempty"`
 }
 
-// DenyHostMounts refuses bind mounts whose source is one of denied. Sources
-// are compared after path.Clean and with /var/run read as /run (its usual
-// symlink), without touching the filesystem: the mutator stays pure, and a
-// symlink planted on the host to dodge the check needs host root already.
+// DenyHostMounts refuses bind mounts whose source is one of denied, or a
+// directory above one (mounting /usr/local exposes a denied /usr/local/bin
+// as well). Sources are compared after path.Clean and with /var/run read as
+// /run (its usual symlink), without touching the filesystem: the mutator
+// stays pure, and a symlink planted on the host to dodge the check needs
+// host root already.
 //
 // allowed lists exceptions: a source matching one of them passes even when
 // a denied entry covers it (an operator's explicit choice, e.g. /var/log for
@@ -126,12 +128,25 @@ func DenyHostMounts(rule string, denied, allowed []HostPath) Mutator {
 			if slices.ContainsFunc(exempt, func(a HostPath) bool { return a.covers(src) }) {
 				continue
 			}
+			refused := false
 			for j, d := range canon {
 				if d.covers(src) {
-					d := denied[j]
 					vs = append(vs, Violation{
 						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
-						Reason: "bind mount of host path " + d.Path + " is not allowed (mounted at " + m.Destination + ")",
+						Reason: "bind mount of host path " + denied[j].Path + " is not allowed (mounted at " + m.Destination + ")",
+					})
+					refused = true
+					break
+				}
+			}
+			if refused {
+				continue
+			}
+			for j, d := range canon {
+				if src == "/" || strings.HasPrefix(d.Path, src+"/") {
+					vs = append(vs, Violation{
+						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
+						Reason: "bind mount of host path " + m.Source + " would expose " + denied[j].Path + ", which is not allowed (mounted at " + m.Destination + ")",
 					})
 					break
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -333,6 +334,37 @@ func TestAllowHostPathsExempt(t *testing.T) {
 	}
 	if _, err := Apply(s, Enforce, DenyHostMounts("m", deny, []HostPath{{Path: "/var/log/pods", Subtree: true}})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDenyHostMountsAbove: a directory above a denied path exposes it, so
+// its mount is refused too; a sibling or a path below an exact entry is
+// not, and an allowed (exempt) source passes.
+func TestDenyHostMountsAbove(t *testing.T) {
+	deny := []HostPath{{Path: "/data/secrets", Subtree: true}, {Path: "/srv/app.sock"}}
+	for _, tc := range []struct {
+		src     string
+		allowed []HostPath
+		refused bool
+	}{
+		{"/data", nil, true},
+		{"/data/", nil, true},
+		{"/srv", nil, true},
+		{"/", nil, true},
+		{"/data/secrets/x", nil, true},
+		{"/data/other", nil, false},
+		{"/datastore", nil, false},
+		{"/srv/app", nil, false},
+		{"/data", []HostPath{{Path: "/data"}}, false},
+	} {
+		s := &specs.Spec{Mounts: []specs.Mount{{Destination: "/mnt", Type: "bind", Source: tc.src}}}
+		_, err := Apply(s, Enforce, DenyHostMounts("m", deny, tc.allowed))
+		if (err != nil) != tc.refused {
+			t.Errorf("%s (allowed %v): err %v, want refused %v", tc.src, tc.allowed, err, tc.refused)
+		}
+		if tc.refused && tc.src == "/data" && (err == nil || !strings.Contains(err.Error(), "would expose /data/secrets")) {
+			t.Errorf("%s: the error does not name what it would expose: %v", tc.src, err)
+		}
 	}
 }
 

@@ -19,6 +19,9 @@ func TestRefusals(t *testing.T) {
 		// The source need not exist: harden refuses before runc looks.
 		{"ctr-containerd-socket", "mounts.deny-host-path", []string{"--mount",
 			"type=bind,src=/run/containerd/containerd.sock,dst=/run/containerd/containerd.sock,options=rbind:ro"}},
+		// A directory above a denied path exposes it (/usr/local/bin).
+		{"ctr-above-denied-path", "mounts.deny-host-path", []string{"--mount", "type=bind,src=/usr/local,dst=/host-local,options=rbind:ro"}},
+		{"ctr-etc-passwd", "mounts.deny-host-path", []string{"--mount", "type=bind,src=/etc/passwd,dst=/host-passwd,options=rbind:rw"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := newID("refuse")
