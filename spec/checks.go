@@ -143,7 +143,7 @@ func DenyHostMounts(rule string, denied, allowed []HostPath) Mutator {
 				continue
 			}
 			for j, d := range canon {
-				if src == "/" || strings.HasPrefix(d.Path, src+"/") {
+				if src == "/" || isBelow(d.Path, src) {
 					vs = append(vs, Violation{
 						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
 						Reason: "bind mount of host path " + m.Source + " would expose " + denied[j].Path + ", which is not allowed (mounted at " + m.Destination + ")",
@@ -159,10 +159,17 @@ func DenyHostMounts(rule string, denied, allowed []HostPath) Mutator {
 	})
 }
 
+// isBelow reports whether the clean path p is strictly below dir (not "/"),
+// without building dir+"/": this runs for every bind mount against every
+// denied path.
+func isBelow(p, dir string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
+}
+
 // covers reports whether the canonical host path src is h or, for a
 // subtree, below it.
 func (h HostPath) covers(src string) bool {
-	return src == h.Path || (h.Subtree && (h.Path == "/" || strings.HasPrefix(src, h.Path+"/")))
+	return src == h.Path || (h.Subtree && (h.Path == "/" || isBelow(src, h.Path)))
 }
 
 func canonicalHostPaths(hs []HostPath) []HostPath {
