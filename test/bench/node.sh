@@ -566,7 +566,8 @@ micros_report() {
 echo "node.sh: $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, $(($(awk '/^MemAvailable/ {print $2}' /proc/meminfo) / 1024)) MiB available"
 echo "sections: ${sections[*]}; ROUNDS=$ROUNDS CRI_ROUNDS=$CRI_ROUNDS EXEC_ROUNDS=$EXEC_ROUNDS CONC_ROUNDS=$CONC_ROUNDS CONC=$CONC RSS_N=$RSS_N SCALE_ROUNDS=$SCALE_ROUNDS SCALE_NS=\"$SCALE_NS\" BG_BATCH=$BG_BATCH INV_RUNS=$INV_RUNS"
 echo "harden: $bin (harden-runc built $(date -u -r "$wrapper" +%FT%TZ), shim $(date -u -r "$bin/containerd-shim-harden-v2" +%FT%TZ); both shims run from copies in $work/shims)"
-echo "containerd $("$HARDEN_CONTAINERD" --version | awk '{print $3}'), runc $("$HARDEN_RUNC" --version | awk 'NR == 1 {print $3}'), crun $("$HARDEN_CRUN" --version | awk 'NR == 1 {print $3}'), runsc $("$HARDEN_RUNSC" --version | awk 'NR == 1 {print $3}') (flags ${runsc_flags[*]})"
+# crun makes its state root even for --version: give it one in the work dir, not /run/crun.
+echo "containerd $("$HARDEN_CONTAINERD" --version | awk '{print $3}'), runc $("$HARDEN_RUNC" --version | awk 'NR == 1 {print $3}'), crun $("$HARDEN_CRUN" --root "$work/crun-version" --version | awk 'NR == 1 {print $3}'), runsc $("$HARDEN_RUNSC" --version | awk 'NR == 1 {print $3}') (flags ${runsc_flags[*]})"
 for s in "${sections[@]}"; do
 	[[ $s == runcstart ]] && s=start
 	t0=$(us)
