@@ -189,9 +189,14 @@ func checkPaths(p Profile) error {
 			return fmt.Errorf("scratchDirs[%d]: %q is not an absolute path", i, d)
 		}
 	}
-	for i, hp := range p.DenyHostPaths {
-		if !strings.HasPrefix(hp.Path, "/") {
-			return fmt.Errorf("denyHostPaths[%d].path: %q is not an absolute path", i, hp.Path)
+	for _, l := range []struct {
+		field string
+		paths []spec.HostPath
+	}{{"denyHostPaths", p.DenyHostPaths}, {"allowHostPaths", p.AllowHostPaths}} {
+		for i, hp := range l.paths {
+			if !strings.HasPrefix(hp.Path, "/") {
+				return fmt.Errorf("%s[%d].path: %q is not an absolute path", l.field, i, hp.Path)
+			}
 		}
 	}
 	for _, l := range []struct {

@@ -47,6 +47,7 @@ func TestParseErrors(t *testing.T) {
 		{"selectable missing", header + "defaults: {profile: baseline, selectable: [nope]}\n", []string{"selectable[0]", "nope"}},
 		// Indexed as written, not in the list merged with the parent's.
 		{"relative deny path", header + "profiles:\n- name: p\n  extends: baseline\n  denyHostPaths: [{path: /ok}, {path: rel}]\n", []string{`profile "p"`, "denyHostPaths[1].path", `"rel"`}},
+		{"relative allow path", header + "profiles:\n- name: p\n  extends: baseline\n  allowHostPaths: [{path: var/log}]\n", []string{`profile "p"`, "allowHostPaths[0].path", `"var/log"`}},
 		{"relative masked path", header + "profiles:\n- name: p\n  extends: strict\n  maskedPaths: [rel]\n", []string{`profile "p"`, "maskedPaths[0]", `"rel"`}},
 		// strict allows socket() only for some address families and clone
 		// only without namespace flags; allowing them outright widens it.
