@@ -237,18 +237,19 @@ static int populate_image(struct dl_phdr_info *info, size_t size, void *data)
 {
 	(void)size;
 	(void)data;
+	const uintptr_t pm = (uintptr_t)getpagesize() - 1; // 4 KiB here, 16 or 64 KiB on some arm64 and ppc64le
 	uintptr_t relro_end = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
 		if (p->p_type == PT_GNU_RELRO)
-			relro_end = (info->dlpi_addr + p->p_vaddr + p->p_memsz + 4095) & ~(uintptr_t)4095;
+			relro_end = (info->dlpi_addr + p->p_vaddr + p->p_memsz + pm) & ~pm;
 	}
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
 		if (p->p_type != PT_LOAD || p->p_filesz == 0)
 			continue;
-		uintptr_t start = (info->dlpi_addr + p->p_vaddr) & ~(uintptr_t)4095;
-		uintptr_t end = (info->dlpi_addr + p->p_vaddr + p->p_filesz + 4095) & ~(uintptr_t)4095;
+		uintptr_t start = (info->dlpi_addr + p->p_vaddr) & ~pm;
+		uintptr_t end = (info->dlpi_addr + p->p_vaddr + p->p_filesz + pm) & ~pm;
 		if (!(p->p_flags & PF_W)) {
 			populate(start, end, MADV_POPULATE_READ);
 			continue;
