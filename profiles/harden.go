@@ -189,15 +189,9 @@ type Outcome struct {
 func (c *Compiled) Harden(s *specs.Spec, id spec.Identity, h spec.Host) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
-	var refused spec.Violations
+	refused, err := selectRefusal(out, err)
 	if err != nil {
-		vs, ok := err.(spec.Violations)
-		if !ok || d.Mode != spec.Audit {
-			return c.refuseSelect(out, err)
-		}
-		// Audit mode: the record shows the refused selection and what
-		// the rule's own profile (chain holds only it) would change.
-		refused = vs
+		return out, err
 	}
 	work, err := spec.Clone(s)
 	if err != nil {
@@ -246,15 +240,24 @@ func seccompExceptions(chain []*Resolved) []spec.Exception {
 	return nil
 }
 
-func (c *Compiled) refuseSelect(out *Outcome, err error) (*Outcome, error) {
-	if vs, ok := err.(spec.Violations); ok {
-		out.Violations = vs
-		if out.Decision.Mode == spec.Audit {
-			return out, nil
-		}
-		return out, &spec.ViolationError{Violations: vs}
+// selectRefusal takes Decide's error. A refused harden.dev/profile
+// selection is recorded in out; in audit mode it is returned, so that the
+// caller goes on with the rule's own profile (Decide's chain holds only it)
+// and records both. Otherwise, and for any other error, it returns the
+// error to stop with.
+func selectRefusal(out *Outcome, err error) (spec.Violations, error) {
+	if err == nil {
+		return nil, nil
 	}
-	return out, err
+	vs, ok := err.(spec.Violations)
+	if !ok {
+		return nil, err
+	}
+	out.Violations = vs
+	if out.Decision.Mode == spec.Audit {
+		return vs, nil
+	}
+	return nil, &spec.ViolationError{Violations: vs}
 }
 
 func isViolation(err error) bool {
@@ -274,15 +277,9 @@ func isViolation(err error) bool {
 func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spec.Identity, h spec.Host) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
-	var refused spec.Violations
+	refused, err := selectRefusal(out, err)
 	if err != nil {
-		vs, ok := err.(spec.Violations)
-		if !ok || d.Mode != spec.Audit {
-			return c.refuseSelect(out, err)
-		}
-		// Audit mode: the record shows the refused selection and what
-		// the rule's own profile (chain holds only it) would change.
-		refused = vs
+		return out, err
 	}
 	work, err := spec.Clone(&specs.Spec{Process: proc})
 	if err != nil {
@@ -341,15 +338,9 @@ func (c *Compiled) HardenExec(proc *specs.Process, container *specs.Spec, id spe
 func (c *Compiled) HardenUpdate(r *specs.LinuxResources, id spec.Identity) (*Outcome, error) {
 	d, chain, err := c.Decide(id)
 	out := &Outcome{Identity: id, Decision: d, Changes: []spec.Change{}}
-	var refused spec.Violations
+	refused, err := selectRefusal(out, err)
 	if err != nil {
-		vs, ok := err.(spec.Violations)
-		if !ok || d.Mode != spec.Audit {
-			return c.refuseSelect(out, err)
-		}
-		// Audit mode: the record shows the refused selection and what
-		// the rule's own profile (chain holds only it) would change.
-		refused = vs
+		return out, err
 	}
 	if r == nil {
 		return out, nil
