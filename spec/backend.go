@@ -118,15 +118,8 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 			})
 			s.Process.SelinuxLabel = ""
 		}
-		if l := s.Linux; l != nil && l.Seccomp != nil && slices.Contains(l.Seccomp.Flags, specs.LinuxSeccompFlagLog) {
-			changes = append(changes, Change{
-				Rule: "backend.runsc", Path: "linux.seccomp.flags", Op: OpRemove, Before: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
-				Reason: "runsc ignores seccomp flags: gVisor's Sentry runs the filter and logs no denial to the host's audit log",
-			})
-			l.Seccomp.Flags = slices.DeleteFunc(slices.Clone(l.Seccomp.Flags), func(f specs.LinuxSeccompFlag) bool { return f == specs.LinuxSeccompFlagLog })
-			if len(l.Seccomp.Flags) == 0 {
-				l.Seccomp.Flags = nil
-			}
+		if c, ok := dropLogFlag(s, b, "runsc ignores seccomp flags: gVisor's Sentry runs the filter and logs no denial to the host's audit log"); ok {
+			changes = append(changes, c)
 		}
 		add(CtlCapabilities, true, "enforced by gVisor's kernel (Sentry)")
 		add(CtlNoNewPrivileges, true, "")
@@ -162,20 +155,15 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 		// container over it. The filter is the protection and stays; only
 		// the logging of its denials goes, and the record says so.
 		unlogged := ""
-		if l := s.Linux; h.NoSeccompFlagLog && l != nil && l.Seccomp != nil && slices.Contains(l.Seccomp.Flags, specs.LinuxSeccompFlagLog) {
+		if h.NoSeccompFlagLog {
 			rt := h.Runtime
 			if rt == "" {
 				rt = string(b)
 			}
-			changes = append(changes, Change{
-				Rule: "backend." + string(b), Path: "linux.seccomp.flags", Op: OpRemove, Before: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
-				Reason: rt + " does not apply seccomp flags (runc does from 1.2): the filter is enforced, its denials are not logged",
-			})
-			l.Seccomp.Flags = slices.DeleteFunc(slices.Clone(l.Seccomp.Flags), func(f specs.LinuxSeccompFlag) bool { return f == specs.LinuxSeccompFlagLog })
-			if len(l.Seccomp.Flags) == 0 {
-				l.Seccomp.Flags = nil
+			if c, ok := dropLogFlag(s, b, rt+" does not apply seccomp flags (runc does from 1.2): the filter is enforced, its denials are not logged"); ok {
+				changes = append(changes, c)
+				unlogged = "denials are not logged: " + rt + " does not apply SECCOMP_FILTER_FLAG_LOG"
 			}
-			unlogged = "denials are not logged: " + rt + " does not apply SECCOMP_FILTER_FLAG_LOG"
 		}
 		if l := s.Linux; l != nil && l.Seccomp != nil && l.Seccomp.DefaultAction == specs.ActLog {
 			// Installed, but it denies nothing it does not list.
@@ -192,6 +180,24 @@ func Adapt(s *specs.Spec, b Backend, h Host) ([]Change, []Enforcement) {
 		}
 	}
 	return changes, enf
+}
+
+// dropLogFlag removes SECCOMP_FILTER_FLAG_LOG from s's filter, for a
+// backend that would not apply it, and returns the change that says why;
+// ok is false when the filter has no such flag.
+func dropLogFlag(s *specs.Spec, b Backend, reason string) (c Change, ok bool) {
+	l := s.Linux
+	if l == nil || l.Seccomp == nil || !slices.Contains(l.Seccomp.Flags, specs.LinuxSeccompFlagLog) {
+		return Change{}, false
+	}
+	l.Seccomp.Flags = slices.DeleteFunc(slices.Clone(l.Seccomp.Flags), func(f specs.LinuxSeccompFlag) bool { return f == specs.LinuxSeccompFlagLog })
+	if len(l.Seccomp.Flags) == 0 {
+		l.Seccomp.Flags = nil
+	}
+	return Change{
+		Rule: "backend." + string(b), Path: "linux.seccomp.flags", Op: OpRemove, Before: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog},
+		Reason: reason,
+	}, true
 }
 
 // versionLess compares "major.minor.patch[-suffix]" spec versions

@@ -128,28 +128,17 @@ func DenyHostMounts(rule string, denied, allowed []HostPath) Mutator {
 			if slices.ContainsFunc(exempt, func(a HostPath) bool { return a.covers(src) }) {
 				continue
 			}
-			refused := false
-			for j, d := range canon {
-				if d.covers(src) {
-					vs = append(vs, Violation{
-						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
-						Reason: "bind mount of host path " + denied[j].Path + " is not allowed (mounted at " + m.Destination + ")",
-					})
-					refused = true
-					break
-				}
+			reason := ""
+			if j := slices.IndexFunc(canon, func(d HostPath) bool { return d.covers(src) }); j >= 0 {
+				reason = "bind mount of host path " + denied[j].Path + " is not allowed"
+			} else if j := slices.IndexFunc(canon, func(d HostPath) bool { return src == "/" || isBelow(d.Path, src) }); j >= 0 {
+				reason = "bind mount of host path " + m.Source + " would expose " + denied[j].Path + ", which is not allowed"
 			}
-			if refused {
-				continue
-			}
-			for j, d := range canon {
-				if src == "/" || isBelow(d.Path, src) {
-					vs = append(vs, Violation{
-						Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
-						Reason: "bind mount of host path " + m.Source + " would expose " + denied[j].Path + ", which is not allowed (mounted at " + m.Destination + ")",
-					})
-					break
-				}
+			if reason != "" {
+				vs = append(vs, Violation{
+					Rule: rule, Field: "mounts[" + itoa(i) + "].source", Value: m.Source,
+					Reason: reason + " (mounted at " + m.Destination + ")",
+				})
 			}
 		}
 		if len(vs) == 0 {
