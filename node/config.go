@@ -81,10 +81,6 @@ type Config struct {
 	IoGid         uint32 `toml:"IoGid,omitempty"`
 	CriuImagePath string `toml:"CriuImagePath,omitempty"`
 	CriuWorkPath  string `toml:"CriuWorkPath,omitempty"`
-
-	// probeSeccompFlags makes Host ask runc which seccomp flags it applies
-	// (HostFor sets it when the policy logs denials).
-	probeSeccompFlags bool
 }
 
 // ParseConfig decodes TOML strictly: an unknown key is an error that names
@@ -219,8 +215,15 @@ func (c Config) RunscArgs() []string {
 // SECCOMP_FILTER_FLAG_LOG (runc 1.1 refuses to start a container with any
 // seccomp flag; spec.Adapt then drops the flag and records it).
 func (c Config) HostFor(b spec.Backend, pol *profiles.Compiled) spec.Host {
-	c.probeSeccompFlags = pol != nil && pol.LogsDenials()
-	return c.Host(b)
+	h := c.Host(b)
+	if b == spec.Runc && pol != nil && pol.LogsDenials() {
+		if bin, err := c.RuntimeBinary(b); err == nil {
+			f := probeFeatures(bin, b, c.State())
+			h.NoSeccompFlagLog = f.SeccompFlagsKnown && !slices.Contains(f.SeccompFlags, specs.LinuxSeccompFlagLog)
+			h.Runtime = filepath.Base(bin)
+		}
+	}
+	return h
 }
 
 // Host returns what the node enforces for backend b: the LSMs the kernel
@@ -233,15 +236,6 @@ func (c Config) Host(b spec.Backend) spec.Host {
 	if b == spec.Crun {
 		if bin, err := c.RuntimeBinary(b); err == nil {
 			h.MaxOCIVersion = maxOCIVersion(bin, b, c.State())
-		}
-	}
-	if b == spec.Runc && c.probeSeccompFlags {
-		// Asked only when the policy logs denials (HostFor): the one
-		// seccomp flag harden sets.
-		if bin, err := c.RuntimeBinary(b); err == nil {
-			f := probeFeatures(bin, b, c.State())
-			h.NoSeccompFlagLog = f.SeccompFlagsKnown && !slices.Contains(f.SeccompFlags, specs.LinuxSeccompFlagLog)
-			h.Runtime = filepath.Base(bin)
 		}
 	}
 	if b == spec.Runsc {

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/harden-dev/harden/profiles"
 	"github.com/harden-dev/harden/spec"
 )
 
@@ -69,6 +70,14 @@ func TestMaxOCIVersionCached(t *testing.T) {
 func TestProbeSeccompFlags(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
+	logging, err := profiles.Parse([]byte("apiVersion: harden.dev/v1alpha1\nkind: Policy\nprofiles:\n- {name: l, extends: baseline, seccomp: {logDenials: true}}\ndefaults: {profile: l}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := profiles.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, answer string
 		exit         int
@@ -88,9 +97,12 @@ func TestProbeSeccompFlags(t *testing.T) {
 		if f.SeccompFlagsKnown != tc.known || slices.Contains(f.SeccompFlags, specs.LinuxSeccompFlagLog) != tc.log {
 			t.Errorf("%s: %+v, want known %v, LOG %v", tc.name, f, tc.known, tc.log)
 		}
-		cfg := Config{BinaryName: bin, StateDir: state, probeSeccompFlags: true}
-		if h := cfg.Host(spec.Runc); h.NoSeccompFlagLog != (tc.known && !tc.log) {
-			t.Errorf("%s: Host.NoSeccompFlagLog = %v", tc.name, h.NoSeccompFlagLog)
+		cfg := Config{BinaryName: bin, StateDir: state}
+		if h := cfg.HostFor(spec.Runc, logging); h.NoSeccompFlagLog != (tc.known && !tc.log) {
+			t.Errorf("%s: HostFor(...).NoSeccompFlagLog = %v", tc.name, h.NoSeccompFlagLog)
+		}
+		if h := cfg.HostFor(spec.Runc, quiet); h.NoSeccompFlagLog {
+			t.Errorf("%s: asked for a policy that does not log denials", tc.name)
 		}
 	}
 
